@@ -1,0 +1,24 @@
+"""Condition types and reasons, in one place (Kubernetes API conventions).
+
+`Ready` is the summary a user waits on; `Progressing` is True while a rollout is
+under way; `Degraded` is True when the operator cannot converge and says why.
+"""
+
+from __future__ import annotations
+
+READY = "Ready"
+PROGRESSING = "Progressing"
+DEGRADED = "Degraded"
+
+# Reasons (CamelCase, stable: clients may switch on them).
+AVAILABLE = "Available"                    # Ready=True: all replicas run the current config
+ROLLING_OUT = "RollingOut"                 # Progressing=True
+ROLLOUT_COMPLETE = "RolloutComplete"       # Progressing=False
+SCALED_TO_ZERO = "ScaledToZero"            # Ready=True with replicas: 0
+WAITING_FOR_REPLICAS = "WaitingForReplicas"
+RECONCILED = "Reconciled"                  # Degraded=False
+CONTENT_TOO_LARGE = "ContentTooLarge"      # Degraded=True: inline content exceeds a ConfigMap
+INVALID_SPEC = "InvalidSpec"               # Degraded=True: passed admission, failed the operator's checks
+NAME_CONFLICT = "NameConflict"             # Degraded=True: a child's name is taken by an object we do not own
+APPLY_FAILED = "ApplyFailed"               # Degraded=True: the API server rejected a child
+DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"  # Degraded=True: the Deployment stopped progressing

@@ -1,0 +1,139 @@
+"""Generate the StaticSite CustomResourceDefinition from the pydantic models.
+
+The CRD in ``crds/`` is this module's output, committed; a unit test regenerates
+it and fails on any difference (``make crd`` rewrites it).
+
+pydantic emits JSON Schema; Kubernetes wants a *structural* OpenAPI v3 schema:
+no ``$ref``, no ``null`` branches, no ``patternProperties``/``propertyNames``,
+and no defaults we do not mean to persist. ``_structural`` converts one into the
+other, and attaches the CEL rules from ``models.CEL_RULES`` by model name.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import yaml
+
+from . import models
+
+_DROP = {"title", "default", "propertyNames", "patternProperties", "$defs"}
+
+
+def _structural(node: dict[str, Any], defs: dict[str, Any], model: str | None = None) -> dict[str, Any]:
+    if "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[-1]
+        merged = {**copy.deepcopy(defs[name]), **{k: v for k, v in node.items() if k != "$ref"}}
+        return _structural(merged, defs, name)
+    if "anyOf" in node:
+        branches = [b for b in node["anyOf"] if b.get("type") != "null"]
+        rest = {k: v for k, v in node.items() if k != "anyOf"}
+        if node.get("x-kubernetes-int-or-string"):
+            # int | str with a pattern on the string branch: a single int-or-string node.
+            pattern = next((b["pattern"] for b in branches if "pattern" in b), None)
+            out = {k: v for k, v in rest.items() if k not in _DROP}
+            return out | ({"pattern": pattern} if pattern else {})
+        if len(branches) != 1:
+            raise ValueError(f"cannot express a union in a structural schema: {node}")
+        return _structural({**branches[0], **rest}, defs, model)
+
+    out: dict[str, Any] = {}
+    if "patternProperties" in node and "additionalProperties" not in node:
+        # Map keys with a pattern: the key check moves to CEL (models.CEL_RULES), the
+        # value schema stays structural.
+        (value_schema,) = node["patternProperties"].values()
+        node = {**node, "additionalProperties": value_schema}
+    for key, value in node.items():
+        if key in _DROP:
+            continue
+        if key == "properties":
+            out[key] = {p: _structural(v, defs) for p, v in value.items()}
+        elif key == "items" or (key == "additionalProperties" and isinstance(value, dict)):
+            out[key] = _structural(value, defs)
+        elif key == "additionalProperties":
+            continue  # false is the structural default: unknown fields are pruned
+        elif key == "const":
+            out["enum"] = [value]
+        else:
+            out[key] = value
+    if out.get("type") == "object" and "properties" not in out and "additionalProperties" not in out \
+            and "x-kubernetes-preserve-unknown-fields" not in out:
+        out["additionalProperties"] = {"type": "string"}
+    if model and model in models.CEL_RULES:
+        out["x-kubernetes-validations"] = models.CEL_RULES[model]
+    return out
+
+
+def _schema_of(model: type[models.BaseModel]) -> dict[str, Any]:
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    return _structural(raw, raw.get("$defs", {}), model.__name__)
+
+
+def build() -> dict[str, Any]:
+    """The CustomResourceDefinition as a dict."""
+    spec = _schema_of(models.StaticSiteSpec)
+    status = _schema_of(models.StaticSiteStatus)
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{models.PLURAL}.{models.GROUP}",
+            "labels": {"app.kubernetes.io/name": "staticsite-operator", "app.kubernetes.io/part-of": "staticsite-operator"},
+        },
+        "spec": {
+            "group": models.GROUP,
+            "names": {
+                "kind": models.KIND,
+                "listKind": f"{models.KIND}List",
+                "plural": models.PLURAL,
+                "singular": models.KIND.lower(),
+                "shortNames": ["ss"],
+                "categories": ["staticsite", "all"],
+            },
+            "scope": "Namespaced",
+            "versions": [{
+                "name": models.VERSION,
+                "served": True,
+                "storage": True,
+                "subresources": {
+                    "status": {},
+                    "scale": {
+                        "specReplicasPath": ".spec.replicas",
+                        "statusReplicasPath": ".status.replicas",
+                        "labelSelectorPath": ".status.selector",
+                    },
+                },
+                "additionalPrinterColumns": [
+                    {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+                    {"name": "URL", "type": "string", "jsonPath": ".status.url"},
+                    {"name": "Replicas", "type": "string", "jsonPath": ".status.readyReplicas",
+                     "description": "Ready replicas"},
+                    {"name": "Reason", "type": "string", "priority": 1,
+                     "jsonPath": '.status.conditions[?(@.type=="Ready")].reason'},
+                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                ],
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "description": "A static website served by nginx, managed by staticsite-operator.",
+                    "required": ["spec"],
+                    "properties": {
+                        "apiVersion": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "metadata": {"type": "object"},
+                        "spec": spec,
+                        "status": status,
+                    },
+                }},
+            }],
+        },
+    }
+
+
+def render_yaml() -> str:
+    header = "# Generated from operator/staticsite_operator/models.py by `make crd`. Do not edit.\n"
+    return header + yaml.safe_dump(build(), sort_keys=False, width=120)
+
+
+if __name__ == "__main__":
+    print(render_yaml(), end="")

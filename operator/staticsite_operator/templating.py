@@ -1,0 +1,54 @@
+"""The one Jinja environment, and the filters that make user input safe to render.
+
+Templates never splice user text into YAML or nginx.conf by hand:
+- `to_json` renders any value as a JSON literal, which is valid YAML, so nested
+  structures (labels, annotations, resources) need no indentation tricks;
+- `nginx_str` and `nginx_regex` render a *validated* value as a double-quoted nginx
+  string. Validation (models.py) is the first line; quoting is the second.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jinja2
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=True)
+
+
+def _nginx_escape(text: str) -> str:
+    # Inside "..." nginx's parser unescapes \" and \\ (and \t \r \n), nothing else.
+    # Control characters never get here (rejected by the models); refuse them anyway.
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        raise ValueError(f"control character in nginx string: {text!r}")
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def nginx_str(value: str) -> str:
+    """A literal string in a directive that interpolates variables (return, add_header, map values).
+
+    nginx has no escape for '$', so a literal dollar is written as ${dollar}, a
+    variable the config defines as "$" (see nginx.conf.j2).
+    """
+    return '"' + _nginx_escape(value).replace("$", "${dollar}") + '"'
+
+
+def nginx_regex(value: str) -> str:
+    """A regular expression (location ~, if ~, map ~, rewrite): regexes are not interpolated."""
+    return '"' + _nginx_escape(value) + '"'
+
+
+ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("staticsite_operator", "templates"),
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,  # we render YAML and nginx.conf, not HTML; filters above do the quoting
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+ENV.filters["to_json"] = to_json
+ENV.filters["nginx_str"] = nginx_str
+ENV.filters["nginx_regex"] = nginx_regex
