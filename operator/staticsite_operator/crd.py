@@ -15,6 +15,7 @@ import copy
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from . import models
 
@@ -32,8 +33,8 @@ def _structural(node: dict[str, Any], defs: dict[str, Any], model: str | None = 
         if node.get("x-kubernetes-int-or-string"):
             # int | str with a pattern on the string branch: a single int-or-string node.
             pattern = next((b["pattern"] for b in branches if "pattern" in b), None)
-            out = {k: v for k, v in rest.items() if k not in _DROP}
-            return out | ({"pattern": pattern} if pattern else {})
+            node_out = {k: v for k, v in rest.items() if k not in _DROP}
+            return node_out | ({"pattern": pattern} if pattern else {})
         if len(branches) != 1:
             raise ValueError(f"cannot express a union in a structural schema: {node}")
         return _structural({**branches[0], **rest}, defs, model)
@@ -65,7 +66,7 @@ def _structural(node: dict[str, Any], defs: dict[str, Any], model: str | None = 
     return out
 
 
-def _schema_of(model: type[models.BaseModel]) -> dict[str, Any]:
+def _schema_of(model: type[BaseModel]) -> dict[str, Any]:
     raw = model.model_json_schema(by_alias=True, mode="validation")
     return _structural(raw, raw.get("$defs", {}), model.__name__)
 
@@ -79,7 +80,8 @@ def build() -> dict[str, Any]:
         "kind": "CustomResourceDefinition",
         "metadata": {
             "name": f"{models.PLURAL}.{models.GROUP}",
-            "labels": {"app.kubernetes.io/name": "staticsite-operator", "app.kubernetes.io/part-of": "staticsite-operator"},
+            "labels": {"app.kubernetes.io/name": "staticsite-operator",
+                       "app.kubernetes.io/part-of": "staticsite-operator"},
         },
         "spec": {
             "group": models.GROUP,

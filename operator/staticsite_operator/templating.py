@@ -15,8 +15,20 @@ from typing import Any
 import jinja2
 
 
+def _escape_char(c: str) -> str:
+    if c.isascii() and c != "\x7f":
+        return c
+    return f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}"
+
+
 def to_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=True)
+    """A JSON literal that PyYAML reads back exactly.
+
+    JSON escapes characters outside the BMP as surrogate pairs, which PyYAML (YAML 1.1)
+    decodes into lone surrogates, so emoji in a page would be corrupted. Non-ASCII
+    characters are written as YAML's \\uXXXX / \\UXXXXXXXX escapes instead.
+    """
+    return "".join(_escape_char(c) for c in json.dumps(value, sort_keys=True, ensure_ascii=False))
 
 
 def _nginx_escape(text: str) -> str:
@@ -44,7 +56,7 @@ def nginx_regex(value: str) -> str:
 ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("staticsite_operator", "templates"),
     undefined=jinja2.StrictUndefined,
-    autoescape=False,  # we render YAML and nginx.conf, not HTML; filters above do the quoting
+    autoescape=False,  # noqa: S701 - we render YAML and nginx.conf, not HTML; the filters above quote
     trim_blocks=True,
     lstrip_blocks=True,
     keep_trailing_newline=True,

@@ -1,0 +1,131 @@
+"""kopf wiring, and nothing else: watches feed indexes, events feed the work queue.
+
+There are deliberately no @kopf.on.create/update/resume handlers. Those make kopf keep
+a diff base in an annotation (`last-handled-configuration`) and progress markers: a PATCH
+on every change, growing with the spec. Here kopf only watches: indexes hold what it
+saw, and every event on a site or one of its children queues that site for a
+level-based reconcile (controller.py). The initial listing after a start arrives as
+events too, so "resume" is the same code path, and it writes nothing when nothing
+drifted. kopf starts non-index handlers only once every index is fully populated, so
+a restart never mistakes a not-yet-listed child for a missing one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+import prometheus_client
+
+from . import labels as lbl
+from . import metrics, models
+from . import settings as config
+from .controller import Controller, snapshot
+from .kube import Kube
+from .workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+SITES_INDEX = "staticsites_idx"
+
+
+def _index_id(kind: str) -> str:
+    return f"{config.CHILD_RESOURCES[kind][2]}_idx"
+
+
+class IndexLookup:
+    """controller.Lookup over kopf's in-memory indexes."""
+
+    def __init__(self) -> None:
+        self.indexes: dict[str, Any] = {}
+
+    def bind(self, kwargs: dict[str, Any]) -> None:
+        # kopf passes every index to every handler as a kwarg named by the handler id.
+        if not self.indexes:
+            self.indexes = {k: v for k, v in kwargs.items() if k.endswith("_idx")}
+
+    @staticmethod
+    def _one(store: Any, name: str) -> dict[str, Any] | None:
+        for obj in store or ():
+            if obj["metadata"]["name"] == name:
+                return dict(obj)
+        return None
+
+    def site(self, namespace: str, name: str) -> dict[str, Any] | None:
+        index = self.indexes.get(SITES_INDEX)
+        return self._one(index.get((namespace, name)) if index is not None else None, name)
+
+    def child(self, kind: str, namespace: str, site: str, name: str) -> dict[str, Any] | None:
+        index = self.indexes.get(_index_id(kind))
+        return self._one(index.get((namespace, site)) if index is not None else None, name)
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    config.configure(settings)
+    lookup = IndexLookup()
+    controller = Controller(Kube.from_environment(pool_size=config.workers()), lookup)
+    pool = concurrent.futures.ThreadPoolExecutor(config.workers(), thread_name_prefix="reconcile")
+
+    async def reconcile(key: tuple[str, str]) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(pool, controller.reconcile, *key)
+        metrics.QUEUE_DEPTH.set(queue.pending())
+
+    queue: WorkQueue[tuple[str, str]] = WorkQueue(reconcile, workers=config.workers())
+    memo.lookup, memo.controller, memo.queue, memo.pool = lookup, controller, queue, pool
+    memo.queue_task = asyncio.create_task(queue.run(), name="staticsite-workqueue")
+    if (port := config.metrics_port()) > 0:
+        prometheus_client.start_http_server(port)
+    log.info("staticsite-operator started: %d workers, metrics on :%s", config.workers(), port or "off")
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    task = getattr(memo, "queue_task", None)
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    if (pool := getattr(memo, "pool", None)) is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+# --- indexes: the operator's view of the cluster --------------------------------------
+@kopf.index(models.GROUP, models.VERSION, models.PLURAL, id=SITES_INDEX)
+def index_site(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, name): snapshot(body) | {"spec": dict(body.get("spec") or {})}}
+
+
+def _index_child(namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    site = labels.get(lbl.INSTANCE_KEY)
+    return {(namespace, site): snapshot(body)} if site else {}
+
+
+for _kind, (_group, _version, _plural) in config.CHILD_RESOURCES.items():
+    kopf.index(_group, _version, _plural, id=_index_id(_kind),
+               labels={lbl.MANAGED_BY_KEY: lbl.MANAGED_BY})(_index_child)
+
+
+# --- events: queue the site for a reconcile ---------------------------------------
+@kopf.on.event(models.GROUP, models.VERSION, models.PLURAL)
+def on_site(namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
+    memo.lookup.bind(kwargs)
+    memo.queue.add((namespace, name))
+
+
+def _on_child(kind: str, namespace: str | None, name: str, labels: Mapping[str, str], event: kopf.RawEvent,
+              memo: Any, **kwargs: Any) -> None:
+    memo.lookup.bind(kwargs)
+    if event.get("type") == "DELETED":
+        memo.controller.forget(kind, namespace, name)
+    if site := labels.get(lbl.INSTANCE_KEY):
+        memo.queue.add((namespace, site))
+
+
+for _kind, (_group, _version, _plural) in config.CHILD_RESOURCES.items():
+    kopf.on.event(_group, _version, _plural, id=f"{_plural}_event",
+                  labels={lbl.MANAGED_BY_KEY: lbl.MANAGED_BY})(functools.partial(_on_child, _kind))

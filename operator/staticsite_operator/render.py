@@ -1,0 +1,151 @@
+"""Desired state as a pure function: a StaticSite in, Kubernetes manifests out. No I/O.
+
+Everything the controller applies comes from here, so a unit test can check every
+example without a cluster, and the controller can compare what it wants with what
+it sees without asking the API server twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from . import labels as lbl
+from . import models
+from .nginxconf import render_nginx_conf
+from .templating import ENV
+
+SITE_ROOT = "/srv/site"
+
+# Apply order: what a Deployment mounts exists before the Deployment does.
+TEMPLATES = ("configmap-content", "configmap-nginx", "service", "deployment", "ingress")
+
+
+class ContentTooLarge(ValueError):
+    """Inline content that cannot fit in one ConfigMap."""
+
+
+@dataclass(frozen=True)
+class Site:
+    """What render needs to know about a StaticSite object."""
+
+    name: str
+    namespace: str
+    uid: str
+    spec: models.StaticSiteSpec
+
+
+@dataclass(frozen=True)
+class Names:
+    deployment: str
+    service: str
+    ingress: str
+    content: str
+    nginx: str
+
+    @classmethod
+    def of(cls, site: str) -> Names:
+        return cls(deployment=site, service=site, ingress=site, content=f"{site}-content", nginx=f"{site}-nginx")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    objects: list[dict[str, Any]]  # in apply order
+    content_hash: str              # "sha256:<hex>" of the files, for status.contentHash
+    checksum: str                  # content + nginx.conf: the pod-template annotation
+
+
+def config_key(path: str) -> str:
+    """A stable ConfigMap key for a file path (keys allow [-._a-zA-Z0-9] only)."""
+    safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in path.rsplit("/", 1)[-1])[:40]
+    return f"{hashlib.sha256(path.encode()).hexdigest()[:12]}-{safe}"
+
+
+def content_hash(inline: models.InlineContent) -> str:
+    digest = hashlib.sha256()
+    for f in sorted(inline.files, key=lambda f: f.path):
+        digest.update(json.dumps([f.path, f.content, f.binary_content]).encode())
+    return "sha256:" + digest.hexdigest()
+
+
+def data_hashes(data: dict[str, str] | None, binary_data: dict[str, str] | None) -> dict[str, str]:
+    """Per-key fingerprints of a ConfigMap's payload; the controller compares these, not the bytes.
+
+    Per key, because server-side apply leaves keys that others added alone: only the
+    keys we set can drift from what we want.
+    """
+    out = {f"d:{k}": hashlib.sha256(v.encode()).hexdigest()[:32] for k, v in (data or {}).items()}
+    out |= {f"b:{k}": hashlib.sha256(v.encode()).hexdigest()[:32] for k, v in (binary_data or {}).items()}
+    return out
+
+
+def _split_files(inline: models.InlineContent) -> tuple[dict[str, str], dict[str, str], list[dict[str, str]]]:
+    text: dict[str, str] = {}
+    binary: dict[str, str] = {}
+    items: list[dict[str, str]] = []
+    for f in sorted(inline.files, key=lambda f: f.path):
+        key = config_key(f.path)
+        if f.binary_content is not None:
+            # Normalise the encoding so equal bytes always give equal manifests.
+            binary[key] = base64.b64encode(f.data()).decode()
+        else:
+            text[key] = f.content or ""
+        items.append({"key": key, "path": f.path})
+    size = sum(len(k) + len(v) for k, v in text.items()) + sum(len(k) + len(v) for k, v in binary.items())
+    if size > models.MAX_CONTENT_BYTES:
+        raise ContentTooLarge(
+            f"inline content is {size} bytes, over the {models.MAX_CONTENT_BYTES}-byte ConfigMap limit; "
+            "serve large sites from spec.content.git or spec.content.archive instead"
+        )
+    return text, binary, items
+
+
+def _resources(spec: models.StaticSiteSpec) -> dict[str, Any]:
+    res = spec.nginx.resources
+    return {k: v for k, v in (("requests", res.requests), ("limits", res.limits)) if v}
+
+
+def render(site: Site) -> Rendered:
+    spec = site.spec
+    inline = spec.content.inline
+    if inline is None:  # pragma: no cover - the models guarantee a source
+        raise ValueError("no content source")
+    text, binary, items = _split_files(inline)
+    nginx_conf = render_nginx_conf(spec, root=SITE_ROOT)
+    chash = content_hash(inline)
+    checksum = hashlib.sha256(f"{chash}\n{nginx_conf}".encode()).hexdigest()
+
+    context = {
+        "spec": spec,
+        "namespace": site.namespace,
+        "names": Names.of(site.name),
+        "labels": lambda component: lbl.labels(site.name, component),
+        "selector": lbl.selector(site.name),
+        "owner": {
+            "apiVersion": f"{models.GROUP}/{models.VERSION}",
+            "kind": models.KIND,
+            "name": site.name,
+            "uid": site.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        },
+        "text_files": text,
+        "binary_files": binary,
+        "items": items,
+        "nginx_conf": nginx_conf,
+        "checksum": checksum,
+        "checksum_annotation": lbl.CHECKSUM_ANNOTATION,
+        "resources": _resources(spec),
+        "site_root": SITE_ROOT,
+    }
+    objects = []
+    for name in TEMPLATES:
+        if name == "ingress" and not spec.domains:
+            continue
+        objects.append(yaml.safe_load(ENV.get_template(f"{name}.yaml.j2").render(context)))
+    return Rendered(objects=objects, content_hash=chash, checksum=checksum)

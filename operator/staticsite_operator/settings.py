@@ -1,0 +1,45 @@
+"""Operator-wide settings, applied at start-up. Each one is a decision; the comment says why."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from . import labels
+
+# The child kinds we watch: (group, version, plural). Only objects with our managed-by
+# label are streamed (a server-side selector), never every Deployment in the cluster.
+CHILD_RESOURCES: dict[str, tuple[str, str, str]] = {
+    "ConfigMap": ("", "v1", "configmaps"),
+    "Service": ("", "v1", "services"),
+    "Deployment": ("apps", "v1", "deployments"),
+    "Ingress": ("networking.k8s.io", "v1", "ingresses"),
+}
+
+
+def workers() -> int:
+    """Concurrent reconciles (threads doing API calls). STATICSITE_WORKERS overrides."""
+    return int(os.environ.get("STATICSITE_WORKERS", "8"))
+
+
+def metrics_port() -> int:
+    """Port of the Prometheus endpoint (0 disables it). STATICSITE_METRICS_PORT overrides."""
+    return int(os.environ.get("STATICSITE_METRICS_PORT", "9090"))
+
+
+def configure(settings: Any) -> None:
+    """Tune a kopf.OperatorSettings for a quiet, level-based operator."""
+    # One replica with a Recreate strategy (see the chart): kopf's peering writes a
+    # heartbeat every minute and freezes equal-priority replicas, which buys nothing here.
+    settings.peering.standalone = True
+    # kopf would turn every handler log line into an Event (a write). We post our own
+    # Events, on transitions only.
+    settings.posting.enabled = False
+    for group, version, plural in CHILD_RESOURCES.values():
+        key = (version, plural) if not group else (group, version, plural)
+        settings.watching.label_selectors[key] = labels.WATCH_SELECTOR
+    # Reconnect watches every 10 minutes even if the server keeps them open: a cheap
+    # guard against silent stalls behind load balancers (kopf #585, #957).
+    settings.watching.server_timeout = int(os.environ.get("STATICSITE_WATCH_TIMEOUT", "600"))
+    settings.watching.client_timeout = settings.watching.server_timeout + 60
+    settings.networking.request_timeout = 60
