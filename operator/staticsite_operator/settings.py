@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -43,3 +44,6 @@ def configure(settings: Any) -> None:
     settings.watching.server_timeout = int(os.environ.get("STATICSITE_WATCH_TIMEOUT", "600"))
     settings.watching.client_timeout = settings.watching.server_timeout + 60
     settings.networking.request_timeout = 60
+    # kopf logs "Handler ... succeeded" for every watch event: thousands of lines an hour
+    # that say nothing. Our own log lines say what was applied and why.
+    logging.getLogger("kopf.objects").setLevel(os.environ.get("STATICSITE_KOPF_LOG_LEVEL", "WARNING"))

@@ -1,0 +1,59 @@
+"""pydantic mirrors what admission enforces: the operator never renders an invalid spec."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from staticsite_operator import models
+
+FILES = {"files": [{"path": "index.html", "content": "x"}]}
+
+
+def spec(**kw: Any) -> dict[str, Any]:
+    return {"content": {"inline": FILES}, **kw}
+
+
+def test_defaults() -> None:
+    s = models.StaticSiteSpec.model_validate(spec())
+    assert s.replicas == 1
+    assert s.domains == []
+    assert s.nginx.image == models.DEFAULT_NGINX_IMAGE
+    assert s.routing.trailing_slash == "ignore"
+    assert s.routing.redirects == []
+
+
+@pytest.mark.parametrize(("bad", "field"), [
+    ({"content": {"inline": {"files": [{"path": "../x", "content": "a"}]}}}, "path"),
+    ({"content": {"inline": {"files": [{"path": "a//b", "content": "a"}]}}}, "path"),
+    ({"content": {"inline": {"files": [{"path": "a", "content": "a", "binaryContent": "eA=="}]}}}, "exactly one"),
+    ({"content": {"inline": {"files": [{"path": "a", "binaryContent": "not base64!"}]}}}, "base64"),
+    ({"content": {"inline": {"files": [{"path": "a", "content": "1"}, {"path": "a", "content": "2"}]}}},
+     "duplicate"),
+    ({"content": {}}, "exactly one source"),
+    (spec(routing={"notFoundPage": "404.html"}), "notFoundPage"),
+    (spec(ingress={"tls": {"secretName": "x"}}), "ingress.tls"),
+    (spec(routing={"redirects": [{"from": "/a", "to": "/b/:slug"}]}), ":slug"),
+    (spec(routing={"redirects": [{"from": "/a/*/b", "to": "/b"}]}), "from"),
+    (spec(routing={"redirects": [{"from": "/a", "to": "https://x.example.com/", "status": 200}]}), "200 rewrite"),
+    (spec(routing={"redirects": [{"from": "/a", "to": "/b", "status": 404}]}), "status"),
+    (spec(routing={"headers": [{"path": "/", "set": {"Content-Type": "text/html"}}]}), "Content-Type"),
+    (spec(routing={"headers": [{"path": "/", "set": {"X-A": "a\nb"}}]}), "X-A"),
+    (spec(domains=["UPPER.example.com"]), "domains"),
+    (spec(replicas=101), "replicas"),
+    (spec(nginx={"resources": {"limits": {"memory": "lots"}}}), "memory"),
+    (spec(unknown=1), "unknown"),
+])
+def test_rejected_with_the_field_named(bad: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        models.StaticSiteSpec.model_validate(bad)
+    assert field in str(info.value)
+
+
+def test_file_data() -> None:
+    s = models.StaticSiteSpec.model_validate({"content": {"inline": {"files": [
+        {"path": "a.txt", "content": "héllo"}, {"path": "b.bin", "binaryContent": "AAEC"}]}}})
+    assert s.content.inline is not None
+    assert [f.data() for f in s.content.inline.files] == ["héllo".encode(), b"\x00\x01\x02"]
