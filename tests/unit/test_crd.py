@@ -53,7 +53,8 @@ def test_schema_is_structural() -> None:
 
 def test_every_list_is_bounded() -> None:
     """CEL cost estimation needs maxLength/maxItems on what rules iterate over."""
-    spec = yaml.safe_load(CRD_FILE.read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    schema = yaml.safe_load(CRD_FILE.read_text())["spec"]["versions"][0]["schema"]
+    spec = schema["openAPIV3Schema"]["properties"]["spec"]
     for node in _walk(spec):
         if node.get("type") == "array":
             assert "maxItems" in node, node
