@@ -22,3 +22,8 @@ INVALID_SPEC = "InvalidSpec"               # Degraded=True: passed admission, fa
 NAME_CONFLICT = "NameConflict"             # Degraded=True: a child's name is taken by an object we do not own
 APPLY_FAILED = "ApplyFailed"               # Degraded=True: the API server rejected a child
 DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"  # Degraded=True: the Deployment stopped progressing
+GIT_RESOLVE_FAILED = "GitResolveFailed"    # Degraded=True: ls-remote failed; the last revision keeps serving
+SECRET_UNAVAILABLE = "SecretUnavailable"  # noqa: S105 - Degraded=True: the token Secret is missing or not readable
+NOT_RESOLVED = "Resolving"                 # Ready=False: a git ref has not been resolved yet
+CHECKSUM_MISMATCH = "ChecksumMismatch"     # Degraded=True: the archive's SHA-256 differs (init exit 42)
+FETCH_FAILED = "FetchFailed"               # Degraded=True: the init container could not fetch the content

@@ -12,6 +12,7 @@ has the newer resourceVersion (comparable as integers since Kubernetes 1.35, KEP
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 import time
@@ -22,6 +23,7 @@ import pydantic
 
 from . import conditions as c
 from . import drift, kube, metrics, models, render, status
+from .revisions import Revisions, TokenUnavailable
 from .status import Problem
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ class Lookup(Protocol):
 
     def site(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     def child(self, kind: str, namespace: str, site: str, name: str) -> dict[str, Any] | None: ...
+    def fetch_failures(self, namespace: str, site: str) -> list[dict[str, Any]]: ...
 
 
 def snapshot(body: Any) -> dict[str, Any]:
@@ -107,6 +110,7 @@ class Controller:
         self.lookup = lookup
         self._written: dict[ObjKey, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        self.revisions = Revisions()
         self.ready: dict[tuple[str, str], str] = {}  # site -> Ready status, for the sites gauge
 
     # --- the freshest copy of an object: index or our own last write ---------------
@@ -134,26 +138,29 @@ class Controller:
         return self._fresh((kind, namespace, name), self.lookup.child(kind, namespace, site, name))
 
     # --- reconcile -------------------------------------------------------------------
-    def reconcile(self, namespace: str, name: str) -> None:
+    def reconcile(self, namespace: str, name: str) -> float | None:
+        """Reconcile one site; returns when to look again (git sources poll their ref), if ever."""
         started = time.monotonic()
         try:
-            self._reconcile(namespace, name)
+            recheck = self._reconcile(namespace, name)
         except Exception:
             metrics.RECONCILE_ERRORS.inc()
             metrics.RECONCILES.labels("error").inc()
             raise
         else:
             metrics.RECONCILES.labels("ok").inc()
+            return recheck
         finally:
             metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
 
-    def _reconcile(self, namespace: str, name: str) -> None:
+    def _reconcile(self, namespace: str, name: str) -> float | None:
         body = self._fresh((models.KIND, namespace, name), self.lookup.site(namespace, name))
         if body is None or body["metadata"].get("deletionTimestamp"):
             # Children carry ownerReferences: the garbage collector removes them.
             self.ready.pop((namespace, name), None)
+            self.revisions.forget(namespace, name)
             self._update_gauge()
-            return
+            return None
         meta = body["metadata"]
         spec: models.StaticSiteSpec | None = None
         rendered: render.Rendered | None = None
@@ -163,20 +170,30 @@ class Controller:
             spec = models.StaticSiteSpec.model_validate(body.get("spec") or {})
         except pydantic.ValidationError as exc:
             problem = Problem(c.INVALID_SPEC, _validation_message(exc))
+        previous = body.get("status")
+        revision: str | None = None
+        recheck: float | None = None
+        if spec is not None and (git := spec.content.git) is not None:
+            rev = self.revisions.current(namespace, name, git, (previous or {}).get("revision"),
+                                         token=lambda: self._token(namespace, git.secret_ref))
+            revision, recheck, problem = rev.sha, rev.recheck_in, rev.problem
         if spec is not None:
             try:
-                rendered = render.render(render.Site(name, namespace, meta["uid"], spec))
+                rendered = render.render(render.Site(name, namespace, meta["uid"], spec, revision))
             except render.ContentTooLarge as exc:
                 problem = Problem(c.CONTENT_TOO_LARGE, str(exc))
+            except render.NotResolved as exc:
+                problem = problem or Problem(c.NOT_RESOLVED, str(exc))
         if spec is not None and rendered is not None:
-            problem = self._sync_children(body, spec, rendered, done) or problem
+            problem = self._sync_children(body, spec, rendered, done) or problem or self._fetch_problem(
+                namespace, name, rendered.checksum)
 
-        previous = body.get("status")
         new = status.compute(status.Observed(
             name=name, namespace=namespace, generation=meta.get("generation", 0), spec=spec,
             checksum=rendered.checksum if rendered else None,
             content_hash=rendered.content_hash if rendered else None,
             deployment=self._child("Deployment", namespace, name, name), problem=problem,
+            revision=revision if rendered else (previous or {}).get("revision"),
         ), previous)
         if not status.same(previous, new):
             self._remember(self.kube.patch_status(namespace, name, new))
@@ -184,6 +201,34 @@ class Controller:
         ready = (status.condition(new, c.READY) or {}).get("status", "Unknown")
         self.ready[namespace, name] = ready
         self._update_gauge()
+        return recheck
+
+    def _token(self, namespace: str, ref: models.SecretRef | None) -> str | None:
+        """The access token for a private repository, read when the ref is looked up."""
+        if ref is None:
+            return None
+        try:
+            secret = self.kube.get("Secret", namespace, ref.name)
+        except kube.ApiError as exc:
+            if exc.status == 403:
+                raise TokenUnavailable(
+                    f"the operator may not read Secret {ref.name!r}: install the chart with "
+                    "gitCredentials.enabled=true to let it read access tokens") from None
+            raise TokenUnavailable(f"cannot read Secret {ref.name!r}: {exc.reason}") from None
+        if secret is None:
+            raise TokenUnavailable(f"Secret {ref.name!r} not found in namespace {namespace!r}")
+        data = (secret.get("data") or {}).get(ref.key)
+        if data is None:
+            raise TokenUnavailable(f"Secret {ref.name!r} has no key {ref.key!r}")
+        return base64.b64decode(data).decode().strip()
+
+    def _fetch_problem(self, namespace: str, name: str, checksum: str) -> Problem | None:
+        """A pod of the current revision whose init container failed to fetch the content."""
+        for failure in self.lookup.fetch_failures(namespace, name):
+            if failure.get("checksum") == checksum:
+                return Problem(failure["reason"], f"pod {failure['name']}: {failure['message']}; "
+                                                  "the previous pods keep serving")
+        return None
 
     def _sync_children(self, site: dict[str, Any], spec: models.StaticSiteSpec,
                        rendered: render.Rendered, done: Pass) -> Problem | None:
@@ -213,12 +258,16 @@ class Controller:
             if kind == "Deployment":
                 done.rollout = live is None or not drift.contains(
                     live.get("spec"), {"template": obj["spec"]["template"]})
-        if not spec.domains:
-            ingress = self._child("Ingress", namespace, name, name)
-            if ingress is not None and controlled_by(ingress, uid):
-                self.kube.delete("Ingress", namespace, name, ingress["metadata"]["uid"])
-                self.forget("Ingress", namespace, name)
-                done.deleted.append(f"Ingress/{name}")
+        # Children the spec no longer asks for: the Ingress without domains, the content
+        # ConfigMap once the site moved to git or an archive. Only ours are deleted.
+        wanted = {(o["kind"], o["metadata"]["name"]) for o in rendered.objects}
+        names = render.Names.of(name)
+        for kind, cname in (("Ingress", names.ingress), ("ConfigMap", names.content)):
+            stale = self._child(kind, namespace, name, cname) if (kind, cname) not in wanted else None
+            if stale is not None and controlled_by(stale, uid):
+                self.kube.delete(kind, namespace, cname, stale["metadata"]["uid"])
+                self.forget(kind, namespace, cname)
+                done.deleted.append(f"{kind}/{cname}")
         return None
 
     def _post_events(self, site: dict[str, Any], previous: dict[str, Any] | None,
@@ -231,6 +280,8 @@ class Controller:
             events.append(("Normal", "Deleted", "deleted " + ", ".join(done.deleted)))
         if done.rollout and not done.created:
             events.append(("Normal", "RollingOut", f"rolling out content {new.get('contentHash', '')[:19]}"))
+        if new.get("revision") and (previous or {}).get("revision") not in (None, new["revision"]):
+            events.append(("Normal", "NewRevision", f"now serving commit {new['revision'][:12]}"))
         before_ready = status.condition(previous, c.READY) or {}
         after_ready = status.condition(new, c.READY) or {}
         if after_ready.get("status") == "True" and before_ready.get("status") != "True":

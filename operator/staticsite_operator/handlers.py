@@ -27,10 +27,12 @@ from . import metrics, models
 from . import settings as config
 from .controller import Controller, snapshot
 from .kube import Kube
+from .status import fetch_failure
 from .workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 SITES_INDEX = "staticsites_idx"
+PODS_INDEX = "fetchfailures_idx"
 
 
 def _index_id(kind: str) -> str:
@@ -63,6 +65,10 @@ class IndexLookup:
         index = self.indexes.get(_index_id(kind))
         return self._one(index.get((namespace, site)) if index is not None else None, name)
 
+    def fetch_failures(self, namespace: str, site: str) -> list[dict[str, Any]]:
+        index = self.indexes.get(PODS_INDEX)
+        return [dict(f) for f in (index.get((namespace, site)) or ())] if index is not None else []
+
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
@@ -73,7 +79,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
     async def reconcile(key: tuple[str, str]) -> None:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(pool, controller.reconcile, *key)
+        recheck = await loop.run_in_executor(pool, controller.reconcile, *key)
+        if recheck is not None:
+            queue.add_after(key, recheck)
         metrics.QUEUE_DEPTH.set(queue.pending())
 
     queue: WorkQueue[tuple[str, str]] = WorkQueue(reconcile, workers=config.workers())
@@ -108,6 +116,26 @@ def _index_child(namespace: str | None, labels: Mapping[str, str], body: kopf.Bo
 for _kind, (_group, _version, _plural) in config.CHILD_RESOURCES.items():
     kopf.index(_group, _version, _plural, id=_index_id(_kind),
                labels={lbl.MANAGED_BY_KEY: lbl.MANAGED_BY})(_index_child)
+
+
+# Pods are watched only for one thing: an init container that failed to fetch the
+# content (a bad archive checksum, an unreachable repository). Healthy pods index nothing.
+@kopf.index("", "v1", "pods", id=PODS_INDEX, labels={lbl.MANAGED_BY_KEY: lbl.MANAGED_BY})
+def index_fetch_failure(namespace: str | None, name: str, labels: Mapping[str, str],
+                        annotations: Mapping[str, str], status: Mapping[str, Any], **_: Any) -> dict[Any, Any]:
+    site = labels.get(lbl.INSTANCE_KEY)
+    failure = fetch_failure(dict(status)) if site else None
+    if failure is None:
+        return {}
+    return {(namespace, site): {"name": name, "checksum": annotations.get(lbl.CHECKSUM_ANNOTATION), **failure}}
+
+
+@kopf.on.event("", "v1", "pods", id="pods_event", labels={lbl.MANAGED_BY_KEY: lbl.MANAGED_BY})
+def on_pod(namespace: str | None, labels: Mapping[str, str], status: Mapping[str, Any], memo: Any,
+           **kwargs: Any) -> None:
+    memo.lookup.bind(kwargs)
+    if (site := labels.get(lbl.INSTANCE_KEY)) and fetch_failure(dict(status)) is not None:
+        memo.queue.add((namespace, site))
 
 
 # --- events: queue the site for a reconcile ---------------------------------------

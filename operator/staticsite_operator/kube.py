@@ -41,6 +41,7 @@ KINDS = {
     "Deployment": Kind("apps/v1", "deployments"),
     "Ingress": Kind("networking.k8s.io/v1", "ingresses"),
     "Event": Kind("v1", "events"),
+    "Secret": Kind("v1", "secrets"),
     models.KIND: Kind(f"{models.GROUP}/{models.VERSION}", models.PLURAL),
 }
 

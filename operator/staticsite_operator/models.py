@@ -39,9 +39,20 @@ DOMAIN_PATTERN = (
 FILE_PATH_PATTERN = r"^[A-Za-z0-9_@+,=~-][A-Za-z0-9._@+,=~-]*(/[A-Za-z0-9_@+,=~-][A-Za-z0-9._@+,=~-]*)*$"
 # A URL path pattern that a rule matches: absolute, with an optional trailing '*' splat
 # and ':name' placeholders as whole segments. No '$', quotes, braces, spaces or ';'.
-ROUTE_PATTERN = r"^/([A-Za-z0-9._~@+,=!-]+|:[a-z][a-z0-9_]*|\*)?(/([A-Za-z0-9._~@+,=!-]+|:[a-z][a-z0-9_]*|\*)?)*$"
+_SEGMENT = r"([A-Za-z0-9._~@+,=!-]+|:[a-z][a-z0-9_]*|\*)"
+# No empty segments ('/a//b' could never match), an optional trailing slash.
+ROUTE_PATTERN = rf"^/({_SEGMENT}(/{_SEGMENT})*/?)?$"
 # A redirect target: a path (with optional query) or an absolute http(s) URL.
 TARGET_PATTERN = r"^(/|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/|$))[A-Za-z0-9._~@+,=!:/?&%#-]*$"
+# Remote sources: http(s) only, and no user:password@ in the URL (use secretRef).
+# No '$' or parentheses either: container env values expand $(VAR).
+REMOTE_URL_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~!&*+,;=:@%/-]*)?$"
+# A branch, tag, full refname or commit SHA (git check-ref-format, conservatively).
+GIT_REF_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._/-]*$"
+# A Go-style duration of at least one unit: 30s, 5m, 1h30m.
+DURATION_PATTERN = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
+# The probe's path: a site file or redirect there would be shadowed by, or break, it.
+HEALTH_PATH = "healthz"
 # An HTTP header name (RFC 9110 token), and a value of visible ASCII and spaces.
 HEADER_NAME_PATTERN = r"^[A-Za-z0-9!#%&'*+.^_`|~-]+$"
 HEADER_VALUE_PATTERN = r"^[\x20-\x7e]*$"
@@ -73,6 +84,8 @@ class File(_Model):
 
     @model_validator(mode="after")
     def _one_body(self) -> File:
+        if self.path == HEALTH_PATH:
+            raise ValueError(f"files: the path {HEALTH_PATH!r} is reserved for the health probe")
         if (self.content is None) == (self.binary_content is None):
             raise ValueError(f"files[{self.path!r}]: set exactly one of content and binaryContent")
         if self.binary_content is not None:
@@ -111,15 +124,67 @@ class InlineContent(_Model):
         return {f.path for f in self.files}
 
 
-class Content(_Model):
-    """Where the site's files come from. Exactly one source."""
+class SecretRef(_Model):
+    """A key of a Secret in the site's namespace."""
 
-    inline: InlineContent | None = Field(default=None, description="Files carried in the spec.")
+    name: str = Field(max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    key: str = Field(default="token", max_length=253, pattern=r"^[-._a-zA-Z0-9]+$",
+                     description="The key holding an access token (default: token).")
+
+
+def duration_seconds(value: str) -> int:
+    """'1h30m' -> 5400."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    return sum(int(n) * units[u] for n, u in re.findall(r"([0-9]+)([hms])", value))
+
+
+class GitSource(_Model):
+    """A git repository over http(s). The operator resolves `ref` to a commit every `interval`."""
+
+    url: str = Field(pattern=REMOTE_URL_PATTERN, max_length=2048,
+                     description="Repository URL (http or https), without credentials.")
+    ref: str = Field(default="main", pattern=GIT_REF_PATTERN, max_length=255,
+                     description="Branch, tag or commit SHA. A SHA pins the site: setting an older one rolls back.")
+    path: str = Field(default="", max_length=512, pattern=r"^$|" + FILE_PATH_PATTERN,
+                      description="Subdirectory to serve, e.g. public (a generator's output).")
+    secret_ref: SecretRef | None = Field(default=None, alias="secretRef",
+                                         description="Access token for a private repository.")
+    interval: str = Field(default="1m", pattern=DURATION_PATTERN, min_length=2, max_length=16,
+                          description="How often to look for a new commit (at least 10s).")
+
+    @field_validator("interval")
+    @classmethod
+    def _min_interval(cls, value: str) -> str:
+        if duration_seconds(value) < 10:
+            raise ValueError("interval: at least 10s")
+        return value
+
+    def pinned(self) -> bool:
+        return re.fullmatch(r"[0-9a-f]{40}", self.ref) is not None
+
+
+class ArchiveSource(_Model):
+    """A .tar.gz/.tgz/.tar build artifact, checked against its SHA-256 before it is served."""
+
+    url: str = Field(pattern=REMOTE_URL_PATTERN, max_length=2048)
+    sha256: str = Field(pattern=r"^[a-f0-9]{64}$", description="Lower-case hex SHA-256 of the archive.")
+    strip_components: int = Field(default=0, ge=0, le=10, alias="stripComponents",
+                                  description="Leading path components to drop, as tar --strip-components.")
+    path: str = Field(default="", max_length=512, pattern=r"^$|" + FILE_PATH_PATTERN,
+                      description="Subdirectory of the archive to serve.")
+
+
+class Content(_Model):
+    """Where the site's files come from: exactly one of inline, git and archive."""
+
+    inline: InlineContent | None = Field(default=None, description="Files carried in the spec (up to ~1 MiB).")
+    git: GitSource | None = Field(default=None, description="A git repository, pinned to a commit.")
+    archive: ArchiveSource | None = Field(default=None, description="A build artifact with its checksum.")
 
     @model_validator(mode="after")
     def _one_source(self) -> Content:
-        if self.inline is None:
-            raise ValueError("content: exactly one source is required (inline)")
+        if sum(x is not None for x in (self.inline, self.git, self.archive)) != 1:
+            raise ValueError("content: exactly one source is required: inline, git or archive")
         return self
 
 
@@ -140,6 +205,11 @@ class Redirect(_Model):
         used = set(re.findall(r":([a-z][a-z0-9_]*)", self.to.split("://", 1)[-1]))
         if unknown := sorted(used - names):
             raise ValueError(f"to: placeholder(s) {', '.join(':' + n for n in unknown)} not captured by from")
+        placeholders = re.findall(r":([a-z][a-z0-9_]*)", self.from_)
+        if len(placeholders) != len(set(placeholders)):
+            raise ValueError("from: each :placeholder name may appear once")
+        if self.from_.rstrip("/") == f"/{HEALTH_PATH}":
+            raise ValueError(f"from: /{HEALTH_PATH} is reserved for the health probe")
         if self.status == 200 and not self.to.startswith("/"):
             raise ValueError("to: a 200 rewrite must target a path on this site, not a URL")
         return self
@@ -253,17 +323,26 @@ CEL_RULES: dict[str, list[dict[str, Any]]] = {
         },
     ],
     "Content": [
-        {"rule": "has(self.inline)", "message": "content needs exactly one source: inline"},
+        {"rule": "(has(self.inline) ? 1 : 0) + (has(self.git) ? 1 : 0) + (has(self.archive) ? 1 : 0) == 1",
+         "message": "content needs exactly one source: inline, git or archive"},
     ],
     "File": [
         {"rule": "has(self.content) != has(self.binaryContent)",
          "message": "set exactly one of content and binaryContent"},
+        {"rule": "self.path != 'healthz'", "message": "the path healthz is reserved for the health probe",
+         "fieldPath": ".path"},
+    ],
+    "GitSource": [
+        {"rule": "!has(self.interval) || duration(self.interval) >= duration('10s')",
+         "message": "interval must be at least 10s", "fieldPath": ".interval"},
     ],
     "Redirect": [
         {"rule": "!has(self.status) || self.status != 200 || self.to.startsWith('/')",
          "message": "a 200 rewrite must target a path on this site, not a URL", "fieldPath": ".to"},
         {"rule": "!self.from.substring(0, size(self.from) - 1).contains('*')",
          "message": "'*' is only allowed at the end of from", "fieldPath": ".from"},
+        {"rule": "self.from != '/healthz' && self.from != '/healthz/'",
+         "message": "/healthz is reserved for the health probe", "fieldPath": ".from"},
     ],
     "HeaderRule": [
         {"rule": 'self.set.all(k, k.matches("' + HEADER_NAME_PATTERN + '"))',
@@ -294,4 +373,5 @@ class StaticSiteStatus(_Model):
     replicas: int | None = None
     ready_replicas: int | None = Field(default=None, alias="readyReplicas")
     content_hash: str | None = Field(default=None, alias="contentHash")
+    revision: str | None = Field(default=None, description="The git commit being served (git sources).")
     selector: str | None = Field(default=None, description="Pod label selector, for the scale subresource.")

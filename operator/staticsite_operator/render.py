@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.resources
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -21,13 +22,22 @@ from .nginxconf import render_nginx_conf
 from .templating import ENV
 
 SITE_ROOT = "/srv/site"
+# The init container that fetches git and archive content: sh, git, wget, sha256sum, tar.
+FETCHER_IMAGE = "docker.io/alpine/git:2.47.2"
+GIT_TOKEN_DIR = "/etc/staticsite-git"  # noqa: S105 - a mount path, not a secret
+# An emptyDir holds fetched content; this bounds what one pod may write to its node.
+FETCHED_SIZE_LIMIT = "1Gi"
 
 # Apply order: what a Deployment mounts exists before the Deployment does.
 TEMPLATES = ("configmap-content", "configmap-nginx", "service", "deployment", "ingress")
 
 
 class ContentTooLarge(ValueError):
-    """Inline content that cannot fit in one ConfigMap."""
+    """Inline content (or the nginx.conf its routing makes) that cannot fit in one ConfigMap."""
+
+
+class NotResolved(ValueError):
+    """A git source whose ref has not been resolved to a commit yet."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,7 @@ class Site:
     namespace: str
     uid: str
     spec: models.StaticSiteSpec
+    revision: str | None = None  # the commit a git source is pinned to (resolved by the controller)
 
 
 @dataclass(frozen=True)
@@ -66,9 +77,17 @@ def config_key(path: str) -> str:
     return f"{hashlib.sha256(path.encode()).hexdigest()[:12]}-{safe}"
 
 
-def content_hash(inline: models.InlineContent) -> str:
+def content_hash(site: Site) -> str:
+    """What identifies the content being served: a hash of inline files, the archive's
+    checksum, or the git commit."""
+    content = site.spec.content
+    if content.git is not None:
+        return f"git:{site.revision}"
+    if content.archive is not None:
+        return f"sha256:{content.archive.sha256}"
+    assert content.inline is not None
     digest = hashlib.sha256()
-    for f in sorted(inline.files, key=lambda f: f.path):
+    for f in sorted(content.inline.files, key=lambda f: f.path):
         digest.update(json.dumps([f.path, f.content, f.binary_content]).encode())
     return "sha256:" + digest.hexdigest()
 
@@ -105,6 +124,34 @@ def _split_files(inline: models.InlineContent) -> tuple[dict[str, str], dict[str
     return text, binary, items
 
 
+def fetch_script(name: str) -> str:
+    return importlib.resources.files(__package__).joinpath("templates", name).read_text()
+
+
+def _fetcher(site: Site) -> tuple[dict[str, Any] | None, dict[str, str], str]:
+    """The init container that fills the site root, the scripts it needs, and the root nginx serves."""
+    content = site.spec.content
+    env: list[dict[str, str]]
+    if content.git is not None:
+        if site.revision is None:
+            raise NotResolved(f"ref {content.git.ref!r} of {content.git.url} is not resolved yet")
+        script, sub = "fetch-git.sh", content.git.path
+        env = [{"name": "GIT_URL", "value": content.git.url}, {"name": "GIT_SHA", "value": site.revision}]
+        if content.git.secret_ref is not None:
+            env.append({"name": "GIT_TOKEN_FILE", "value": f"{GIT_TOKEN_DIR}/token"})
+    elif content.archive is not None:
+        script, sub = "fetch-archive.sh", content.archive.path
+        env = [{"name": "ARCHIVE_URL", "value": content.archive.url},
+               {"name": "ARCHIVE_SHA256", "value": content.archive.sha256},
+               {"name": "STRIP_COMPONENTS", "value": str(content.archive.strip_components)}]
+    else:
+        return None, {}, SITE_ROOT
+    # git wants a writable HOME; /tmp is the pod's only writable path (an emptyDir).
+    env += [{"name": "DEST", "value": SITE_ROOT}, {"name": "HOME", "value": "/tmp"}]  # noqa: S108
+    container = {"name": "fetch", "script": script, "env": env}
+    return container, {script: fetch_script(script)}, f"{SITE_ROOT}/{sub}".rstrip("/")
+
+
 def _resources(spec: models.StaticSiteSpec) -> dict[str, Any]:
     res = spec.nginx.resources
     return {k: v for k, v in (("requests", res.requests), ("limits", res.limits)) if v}
@@ -113,12 +160,14 @@ def _resources(spec: models.StaticSiteSpec) -> dict[str, Any]:
 def render(site: Site) -> Rendered:
     spec = site.spec
     inline = spec.content.inline
-    if inline is None:  # pragma: no cover - the models guarantee a source
-        raise ValueError("no content source")
-    text, binary, items = _split_files(inline)
-    nginx_conf = render_nginx_conf(spec, root=SITE_ROOT)
-    chash = content_hash(inline)
-    checksum = hashlib.sha256(f"{chash}\n{nginx_conf}".encode()).hexdigest()
+    text, binary, items = _split_files(inline) if inline is not None else ({}, {}, [])
+    fetcher, scripts, root = _fetcher(site)
+    nginx_conf = render_nginx_conf(spec, root=root)
+    if len(nginx_conf) > models.MAX_CONTENT_BYTES:
+        raise ContentTooLarge(f"the routing rules make a {len(nginx_conf)}-byte nginx.conf, over the "
+                              f"{models.MAX_CONTENT_BYTES}-byte ConfigMap limit; use fewer or shorter rules")
+    chash = content_hash(site)
+    checksum = hashlib.sha256(f"{chash}\n{nginx_conf}\n{json.dumps(fetcher, sort_keys=True)}".encode()).hexdigest()
 
     context = {
         "spec": spec,
@@ -138,6 +187,11 @@ def render(site: Site) -> Rendered:
         "binary_files": binary,
         "items": items,
         "nginx_conf": nginx_conf,
+        "scripts": scripts,
+        "fetcher": fetcher,
+        "fetcher_image": FETCHER_IMAGE,
+        "git_token_dir": GIT_TOKEN_DIR,
+        "fetched_size_limit": FETCHED_SIZE_LIMIT,
         "checksum": checksum,
         "checksum_annotation": lbl.CHECKSUM_ANNOTATION,
         "resources": _resources(spec),
@@ -145,7 +199,7 @@ def render(site: Site) -> Rendered:
     }
     objects = []
     for name in TEMPLATES:
-        if name == "ingress" and not spec.domains:
+        if (name == "ingress" and not spec.domains) or (name == "configmap-content" and inline is None):
             continue
         objects.append(yaml.safe_load(ENV.get_template(f"{name}.yaml.j2").render(context)))
     return Rendered(objects=objects, content_hash=chash, checksum=checksum)

@@ -36,7 +36,7 @@ def configure(settings: Any) -> None:
     # kopf would turn every handler log line into an Event (a write). We post our own
     # Events, on transitions only.
     settings.posting.enabled = False
-    for group, version, plural in CHILD_RESOURCES.values():
+    for group, version, plural in [*CHILD_RESOURCES.values(), ("", "v1", "pods")]:
         key = (version, plural) if not group else (group, version, plural)
         settings.watching.label_selectors[key] = labels.WATCH_SELECTOR
     # Reconnect watches every 10 minutes even if the server keeps them open: a cheap

@@ -36,6 +36,7 @@ class Observed:
     content_hash: str | None
     deployment: dict[str, Any] | None
     problem: Problem | None
+    revision: str | None = None             # the git commit pinned in the pod template
 
 
 def _now() -> str:
@@ -114,11 +115,32 @@ def compute(obs: Observed, previous: dict[str, Any] | None) -> dict[str, Any]:
         "readyReplicas": dep_status.get("readyReplicas", 0),
         "selector": lbl.selector_string(obs.name),
     }
+    if obs.revision:
+        result["revision"] = obs.revision
     if obs.content_hash:
         result["contentHash"] = obs.content_hash
     elif previous and previous.get("contentHash"):
         result["contentHash"] = previous["contentHash"]  # still serving what was last rendered
     return result
+
+
+def fetch_failure(pod_status: dict[str, Any]) -> dict[str, str] | None:
+    """Why a pod's `fetch` init container failed, from what the kubelet reported; None if it did not.
+
+    fetch-archive.sh exits 42 on a checksum mismatch; any other failure is a fetch failure.
+    The message is the container's termination message (its last log lines).
+    """
+    for cs in pod_status.get("initContainerStatuses") or []:
+        if cs.get("name") != "fetch":
+            continue
+        for state in (cs.get("state") or {}, cs.get("lastState") or {}):
+            term = state.get("terminated") or {}
+            code = term.get("exitCode", 0)
+            if code:
+                reason = c.CHECKSUM_MISMATCH if code == 42 else c.FETCH_FAILED
+                message = (term.get("message") or "").strip()[-500:] or f"exit code {code}"
+                return {"reason": reason, "message": message}
+    return None
 
 
 def same(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:

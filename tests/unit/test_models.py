@@ -45,6 +45,18 @@ def test_defaults() -> None:
     (spec(replicas=101), "replicas"),
     (spec(nginx={"resources": {"limits": {"memory": "lots"}}}), "memory"),
     (spec(unknown=1), "unknown"),
+    (spec(routing={"redirects": [{"from": "/healthz", "to": "/x"}]}), "reserved"),
+    (spec(routing={"redirects": [{"from": "/a//b", "to": "/x"}]}), "from"),
+    (spec(routing={"redirects": [{"from": "/:a/:a", "to": "/x/:a"}]}), "once"),
+    ({"content": {"inline": {"files": [{"path": "healthz", "content": "x"}]}}}, "reserved"),
+    ({"content": {"git": {"url": "https://user:pw@git.example.com/r.git"}}}, "url"),
+    ({"content": {"git": {"url": "ssh://git.example.com/r.git"}}}, "url"),
+    ({"content": {"git": {"url": "https://git.example.com/$(SECRET)"}}}, "url"),
+    ({"content": {"git": {"url": "https://git.example.com/r", "interval": "9s"}}}, "interval"),
+    ({"content": {"git": {"url": "https://git.example.com/r", "ref": "-upload-pack=x"}}}, "ref"),
+    ({"content": {"archive": {"url": "https://x.example.com/a.tgz", "sha256": "ABC"}}}, "sha256"),
+    ({"content": {"inline": FILES, "archive": {"url": "https://x.example.com/a.tgz", "sha256": "a" * 64}}},
+     "exactly one source"),
 ])
 def test_rejected_with_the_field_named(bad: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError) as info:

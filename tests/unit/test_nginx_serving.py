@@ -108,7 +108,6 @@ ROUTES = make_spec({
         {"from": "/pretty/:slug", "to": "/posts/:slug.html", "status": 200},
         {"from": "/fragment", "to": "/about.html#team", "status": 200},  # a fragment means nothing inside
         {"from": "/m/:a/:b/:c/:d/:e/:f/:g/:h/:i/:j/:k", "to": "/k/:k/:j/:a", "status": 301},
-        {"from": "/healthz", "to": "/about.html", "status": 301},  # must not touch the probe
     ],
     "headers": [
         {"path": "/*", "set": {"X-Rule": "all", "X-Frame-Options": ""}},
