@@ -27,10 +27,10 @@ $(VENV)/.installed: pyproject.toml
 tools: ## Build the pinned control plane, kwok, kubectl and helm (cached; ~7 min cold)
 	hack/build-tools.sh
 
-nginx: ## Install Debian's nginx (used to check and serve rendered configs)
-	@command -v nginx >/dev/null || { echo "installing nginx (apt-get)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null \
-	  || { echo "could not install nginx: run 'sudo apt-get install nginx-light' and re-run"; exit 1; }; }
+nginx: ## Install Debian's nginx and busybox (nginx checks and serves rendered configs; busybox runs the fetch scripts as the pod would)
+	@command -v nginx >/dev/null && command -v busybox >/dev/null || { echo "installing nginx-light busybox (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light busybox >/dev/null \
+	  || { echo "could not install them: run 'sudo apt-get install nginx-light busybox' and re-run"; exit 1; }; }
 
 ##@ Cluster
 .PHONY: cluster-up cluster-down

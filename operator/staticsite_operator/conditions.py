@@ -27,3 +27,5 @@ SECRET_UNAVAILABLE = "SecretUnavailable"  # noqa: S105 - Degraded=True: the toke
 NOT_RESOLVED = "Resolving"                 # Ready=False: a git ref has not been resolved yet
 CHECKSUM_MISMATCH = "ChecksumMismatch"     # Degraded=True: the archive's SHA-256 differs (init exit 42)
 FETCH_FAILED = "FetchFailed"               # Degraded=True: the init container could not fetch the content
+REVISION_NOT_FOUND = "RevisionNotFound"    # Degraded=True: the pinned commit is not on the server (init exit 43)
+AUTHENTICATION_FAILED = "AuthenticationFailed"  # Degraded=True: the server refused the token (init exit 44)

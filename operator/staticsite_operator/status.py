@@ -124,10 +124,15 @@ def compute(obs: Observed, previous: dict[str, Any] | None) -> dict[str, Any]:
     return result
 
 
+# The fetch scripts' exit codes (templates/fetch-*.sh).
+_FETCH_EXIT_REASONS = {42: c.CHECKSUM_MISMATCH, 43: c.REVISION_NOT_FOUND, 44: c.AUTHENTICATION_FAILED}
+
+
 def fetch_failure(pod_status: dict[str, Any]) -> dict[str, str] | None:
     """Why a pod's `fetch` init container failed, from what the kubelet reported; None if it did not.
 
-    fetch-archive.sh exits 42 on a checksum mismatch; any other failure is a fetch failure.
+    fetch-archive.sh exits 42 on a checksum mismatch, fetch-git.sh 43 when the commit is
+    not on the server and 44 when authentication fails; anything else is a fetch failure.
     The message is the container's termination message (its last log lines).
     """
     for cs in pod_status.get("initContainerStatuses") or []:
@@ -137,7 +142,7 @@ def fetch_failure(pod_status: dict[str, Any]) -> dict[str, str] | None:
             term = state.get("terminated") or {}
             code = term.get("exitCode", 0)
             if code:
-                reason = c.CHECKSUM_MISMATCH if code == 42 else c.FETCH_FAILED
+                reason = _FETCH_EXIT_REASONS.get(code, c.FETCH_FAILED)
                 message = (term.get("message") or "").strip()[-500:] or f"exit code {code}"
                 return {"reason": reason, "message": message}
     return None

@@ -139,14 +139,16 @@ def write_site(content: models.InlineContent, root: Path) -> None:
 
 
 @contextmanager
-def serve(spec: models.StaticSiteSpec) -> Iterator[Server]:
-    """A real nginx on 127.0.0.1 serving `spec`'s inline files with its rendered config."""
+def serve(spec: models.StaticSiteSpec, root: Path | None = None) -> Iterator[Server]:
+    """A real nginx on 127.0.0.1 with `spec`'s rendered config, serving its inline files,
+    or the directory `root` when given (content fetched from git or an archive)."""
     binary = nginx_binary()
-    assert spec.content.inline is not None
     with workdir() as tmp:
-        root = tmp / "site"
-        root.mkdir(mode=0o755)
-        write_site(spec.content.inline, root)
+        if root is None:
+            assert spec.content.inline is not None
+            root = tmp / "site"
+            root.mkdir(mode=0o755)
+            write_site(spec.content.inline, root)
         log_path = tmp / "nginx.log"
         for _attempt in range(3):  # the free port may be taken between probe and bind
             port = _free_port()

@@ -94,11 +94,23 @@ elif [ "$(head -c 262 "$archive" | tail -c 5)" = ustar ]; then
 else
 	die 3 "$shown is not a .tar.gz, .tgz or .tar archive"
 fi
-if [ "$STRIP_COMPONENTS" -gt 0 ]; then
-	tar -x${compression}f "$archive" -C "$tree" --strip-components "$STRIP_COMPONENTS" || die 1 "cannot extract $shown"
-else
-	tar -x${compression}f "$archive" -C "$tree" || die 1 "cannot extract $shown"
-fi
+extract() {
+	[ "$STRIP_COMPONENTS" -eq 0 ] || set -- --strip-components "$STRIP_COMPONENTS"
+	tar -x${compression}f "$archive" -C "$tree" --no-same-permissions "$@"
+}
+# Not as root, busybox tar cannot fill a read-only directory it has just made (a Nix
+# build's output is all 0555): make those writable and extract again, a level deeper
+# each time. --no-same-permissions keeps tar from locking them again.
+passes=1
+until extract 2>"$work/tar.log"; do
+	locked=$(find "$tree" -type d ! -perm -200)
+	if [ -z "$locked" ] || [ $passes -ge 64 ]; then
+		cat "$work/tar.log" >&2
+		die 1 "cannot extract $shown"
+	fi
+	find "$tree" -type d ! -perm -200 -exec chmod u+rwx {} +
+	passes=$((passes + 1))
+done
 [ -n "$(ls -A "$tree")" ] || die 3 "$shown holds no files after stripping $STRIP_COMPONENTS path components"
 
 # Readable by nginx whatever its UID; writable by us, so a later run can clear it.

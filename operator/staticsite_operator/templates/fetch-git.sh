@@ -60,12 +60,13 @@ export GIT_HTTP_LOW_SPEED_LIMIT=1000 GIT_HTTP_LOW_SPEED_TIME=60 # give up on a s
 export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=credential.helper GIT_CONFIG_VALUE_0=
 if [ -n "${GIT_TOKEN_FILE:-}" ]; then
 	[ -f "$GIT_TOKEN_FILE" ] && [ -r "$GIT_TOKEN_FILE" ] || die 2 "GIT_TOKEN_FILE is not a readable file"
-	# printf is a shell builtin and base64 reads stdin: the token is in no process's argv.
-	auth=$(tr -d ' \t\r\n' <"$GIT_TOKEN_FILE" | { IFS= read -r t || :; [ -z "$t" ] || printf 'x-access-token:%s' "$t"; } | base64 | tr -d '\n')
-	if [ -n "$auth" ]; then
+	token=$(tr -d ' \t\r\n' <"$GIT_TOKEN_FILE") # a Secret made with `echo` ends in a newline
+	if [ -n "$token" ]; then
+		# printf is a shell builtin and base64 reads stdin: the token is in no process's argv.
+		auth=$(printf 'x-access-token:%s' "$token" | base64 | tr -d '\n')
 		export GIT_CONFIG_COUNT=2 GIT_CONFIG_KEY_1=http.extraHeader GIT_CONFIG_VALUE_1="Authorization: Basic $auth"
 	fi
-	unset auth
+	unset token auth
 fi
 
 mkdir -p "$DEST"

@@ -1,0 +1,405 @@
+"""The init-container scripts (templates/fetch-git.sh, fetch-archive.sh), run as a pod runs them.
+
+Each runs with `sh` from PATH and only its documented environment, where PATH is a
+directory of BusyBox applets (as in alpine/git: busybox's sh, wget, tar, sha256sum...)
+plus, for the git script, the git binary. Against a local `git http-backend` and a
+local HTTP server, it covers: the right commit lands in DEST with no .git, real nginx
+serves a subdirectory of it, rolling back to an older SHA, commits that are not branch
+tips (also from servers that refuse a want by SHA), private repositories (the token is
+in no output and no argv), checksum mismatches (exit 42, DEST untouched), stripping,
+failed downloads, and a run as an unprivileged user replacing what an earlier run left.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+import staticsite_operator
+
+from .gitserver import GitServer, QuietHandler, http_server, serve_git
+from .nginx_harness import Server, _free_port, make_spec, serve, workdir
+
+pytestmark = pytest.mark.nginx
+
+TEMPLATES = Path(staticsite_operator.__file__).parent / "templates"
+FETCH_GIT = TEMPLATES / "fetch-git.sh"
+FETCH_ARCHIVE = TEMPLATES / "fetch-archive.sh"
+TOKEN = "ghp_Sup3rSecretTokenValue"
+BUSYBOX_MISSING = ("busybox is required to run the init-container scripts as alpine/git does: "
+                   "apt-get install busybox")
+
+
+# --- Running the scripts ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def bin_dirs() -> Iterator[dict[str, str]]:
+    """PATHs: "busybox" (every applet), "git" (+ git), "curl" (every applet but wget, + curl).
+
+    In a world-readable directory, so an unprivileged user can run from it too."""
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        pytest.fail(BUSYBOX_MISSING, pytrace=False)
+    root = Path(tempfile.mkdtemp(prefix="staticsite-bin-"))
+    root.chmod(0o755)
+    try:
+        applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True,
+                                 timeout=10).stdout.split()
+        dirs = {name: root / name for name in ("busybox", "nowget", "git", "curl")}
+        for path in dirs.values():
+            path.mkdir(mode=0o755)
+        for applet in applets:
+            (dirs["busybox"] / applet).symlink_to(busybox)
+            if applet != "wget":
+                (dirs["nowget"] / applet).symlink_to(busybox)
+        for tool in ("git", "curl"):
+            found = shutil.which(tool)
+            if found is None:
+                pytest.fail(f"{tool} is required for these tests", pytrace=False)
+            (dirs[tool] / tool).symlink_to(found)
+        yield {"busybox": str(dirs["busybox"]), "git": f"{dirs['busybox']}:{dirs['git']}",
+               "curl": f"{dirs['nowget']}:{dirs['curl']}"}
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def run(script: Path, env: Mapping[str, str], path: str, *,
+        user: int | None = None) -> subprocess.CompletedProcess[str]:
+    """`sh script` with exactly `env` and PATH, as the container would (optionally as `user`)."""
+    sh = shutil.which("sh", path=path)
+    assert sh is not None
+    assert Path(sh).resolve().name == "busybox", f"sh on {path} is {sh}, not busybox"
+    prefix = [] if user is None else [shutil.which("setpriv") or "setpriv (util-linux)", f"--reuid={user}",
+                                      f"--regid={user}", "--clear-groups"]
+    return subprocess.run([*prefix, sh, str(script)], env={"PATH": path, **env}, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+@pytest.fixture
+def dest() -> Iterator[Path]:
+    """DEST, in a world-readable directory so nginx's workers can serve it."""
+    with workdir() as tmp:
+        yield tmp / "site"
+
+
+def files(root: Path) -> dict[str, str]:
+    """Every file under root (relative path -> text), symlinks and all."""
+    return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def serve_dir(root: Path) -> AbstractContextManager[Server]:
+    """A real nginx serving `root` with the rendered config."""
+    return serve(make_spec({"index.html": "unused"}), root=root)
+
+
+# --- fetch-git.sh -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
+    with serve_git(tmp_path_factory.mktemp("git")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def private(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
+    with serve_git(tmp_path_factory.mktemp("private"), token=TOKEN) as server:
+        yield server
+
+
+def fetch_git(bins: dict[str, str], url: str, sha: str, dest: Path, user: int | None = None,
+              **extra: str) -> subprocess.CompletedProcess[str]:
+    return run(FETCH_GIT, {"GIT_URL": url, "GIT_SHA": sha, "DEST": str(dest), **extra}, bins["git"], user=user)
+
+
+def unprivileged(dest: Path) -> int | None:
+    """Run as nobody, like the pod (as UID 101), in an emptyDir-like DEST; None when not root."""
+    if os.geteuid() != 0:
+        return None  # already unprivileged
+    dest.mkdir(mode=0o777)
+    dest.chmod(0o777)
+    return 65534
+
+
+def test_git_commit_lands_in_dest_and_nginx_serves_its_path(bin_dirs: dict[str, str], repo: GitServer,
+                                                            dest: Path) -> None:
+    sha = repo.commits[2]
+    proc = fetch_git(bin_dirs, repo.url, sha, dest)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"fetched {sha} from {repo.url}\n"
+    assert proc.stderr == ""
+    assert files(dest) == {"README.md": "source\n", "public/index.html": "<h1>three</h1>\n",
+                           "public/about.html": "about\n", "public/.well-known/security.txt": "x\n"}
+    assert sorted(p.name for p in dest.iterdir()) == ["README.md", "public"]  # no .git, no scratch directory
+    with serve_dir(dest / "public") as server:
+        assert (server.get("/").status, server.get("/").body) == (200, b"<h1>three</h1>\n")
+        assert server.get("/about.html").body == b"about\n"
+        assert server.get("/.well-known/security.txt").status == 200
+
+
+def test_git_rollback_to_an_older_commit(bin_dirs: dict[str, str], repo: GitServer, dest: Path) -> None:
+    user = unprivileged(dest)
+    assert fetch_git(bin_dirs, repo.url, repo.commits[2], dest, user=user).returncode == 0
+    proc = fetch_git(bin_dirs, repo.url, repo.commits[0].upper(), dest, user=user)  # the same emptyDir, older pin
+    assert proc.returncode == 0, proc.stderr
+    assert files(dest) == {"README.md": "source\n", "public/index.html": "<h1>one</h1>\n"}  # about.html is gone
+    with serve_dir(dest / "public") as server:
+        assert server.get("/").body == b"<h1>one</h1>\n"
+        assert server.get("/about.html").status == 404
+
+
+@pytest.mark.parametrize("allow_sha", [True, False], ids=["sha-wants-allowed", "sha-wants-refused"])
+def test_git_commits_that_are_no_tip(bin_dirs: dict[str, str], tmp_path: Path, dest: Path, allow_sha: bool) -> None:
+    """A commit deep in the history; a server that refuses wants by SHA makes the script fetch the history."""
+    with serve_git(tmp_path, allow_any_sha=allow_sha, protocol_v2=allow_sha) as repo:
+        tip = repo.commit({"public/index.html": "<h1>four</h1>\n"}, "commit 4")
+        for sha, index in ((repo.commits[1], "<h1>two</h1>\n"), (tip, "<h1>four</h1>\n")):
+            proc = fetch_git(bin_dirs, repo.url, sha, dest)
+            assert proc.returncode == 0, proc.stderr
+            assert (dest / "public" / "index.html").read_text() == index
+            assert not (dest / ".git").exists()
+        proc = fetch_git(bin_dirs, repo.url, "1234567890" * 4, dest)
+        assert proc.returncode == 43, proc.stderr
+        assert f"commit {'1234567890' * 4} not found in {repo.url}" in proc.stderr
+        assert (dest / "public" / "index.html").read_text() == "<h1>four</h1>\n"  # DEST untouched
+
+
+def test_git_private_repository(bin_dirs: dict[str, str], private: GitServer, dest: Path, tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")  # as `kubectl create secret --from-file` often gets it
+    wrong_file = tmp_path / "wrong"
+    wrong_file.write_text("nope")
+    # A git that records its argv: the token must reach git through the environment only.
+    argv_log = tmp_path / "argv.log"
+    spy = tmp_path / "spy"
+    spy.mkdir()
+    (spy / "git").write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {argv_log}\nexec {shutil.which("git")} "$@"\n')
+    (spy / "git").chmod(0o755)
+    bins = {"git": f"{bin_dirs['busybox']}:{spy}"}
+    sha = private.commits[2]
+
+    ok = fetch_git(bins, private.url, sha, dest, GIT_TOKEN_FILE=str(token_file))
+    assert ok.returncode == 0, ok.stderr
+    assert (dest / "public" / "index.html").read_text() == "<h1>three</h1>\n"
+    missing = fetch_git(bins, private.url, sha, dest)
+    wrong = fetch_git(bins, private.url, sha, dest, GIT_TOKEN_FILE=str(wrong_file))
+    for failed in (missing, wrong):
+        assert failed.returncode == 44, failed.stderr
+        assert f"authentication required or refused by {private.url}: check the token" in failed.stderr
+    assert (dest / "public" / "index.html").read_text() == "<h1>three</h1>\n"  # failures leave DEST as it was
+    encoded = base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
+    for secret in (TOKEN, encoded):
+        for proc in (ok, missing, wrong):
+            assert secret not in proc.stdout + proc.stderr
+        assert secret not in argv_log.read_text()
+    assert "fetch --no-tags --depth 1" in argv_log.read_text().replace("-q ", "")
+
+
+@pytest.mark.parametrize(("env", "needle"), [
+    ({"GIT_SHA": ""}, "GIT_SHA is not set"),
+    ({"GIT_SHA": "abc123"}, "40 hex digits"),
+    ({"GIT_SHA": "g" * 40}, "40 hex digits"),
+    ({"GIT_URL": "git@example.com:o/r.git"}, "only http:// and https://"),
+    ({"GIT_URL": "http://user:hunter2@127.0.0.1:1/r.git"}, "must not hold credentials"),
+    ({"GIT_URL": "http://127.0.0.1:1/r.git?hunter2"}, "query or fragment"),
+    ({"DEST": "relative/dir"}, "absolute path"),
+    ({"DEST": "/"}, "absolute path"),
+    ({"GIT_TOKEN_FILE": "/nonexistent/token"}, "not a readable file"),
+])
+def test_git_bad_configuration(bin_dirs: dict[str, str], dest: Path, env: dict[str, str], needle: str) -> None:
+    base = {"GIT_URL": "http://127.0.0.1:1/r.git", "GIT_SHA": "a" * 40, "DEST": str(dest)}
+    proc = run(FETCH_GIT, base | env, bin_dirs["git"])
+    assert proc.returncode == 2
+    assert needle in proc.stderr
+    assert "hunter2" not in proc.stdout + proc.stderr
+    assert not dest.exists()
+
+
+def test_git_unreachable_server(bin_dirs: dict[str, str], dest: Path) -> None:
+    dest.mkdir()
+    (dest / "index.html").write_text("old")
+    url = f"http://127.0.0.1:{_free_port()}/site.git"
+    proc = fetch_git(bin_dirs, url, "a" * 40, dest)
+    assert proc.returncode == 1
+    assert f"cannot fetch from {url}" in proc.stderr
+    assert sorted(p.name for p in dest.iterdir()) == ["index.html"]
+
+
+# --- fetch-archive.sh -------------------------------------------------------------------
+
+SITE = {"public/index.html": "<h1>archive</h1>\n", "public/assets/app.css": "body{}\n",
+        "public/.well-known/security.txt": "x\n", "README": "built\n"}
+
+
+def make_tar(entries: Mapping[str, str], *, top: str = "site-1.0", gzip: bool = True,
+             modes: Mapping[str, int] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz" if gzip else "w") as tar:
+        for name, mode in (modes or {}).items():  # directories with explicit modes, first
+            if name in entries:
+                continue
+            info = tarfile.TarInfo(f"{top}/{name}" if top else name)
+            info.type, info.mode = tarfile.DIRTYPE, mode
+            tar.addfile(info)
+        for name, text in entries.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"{top}/{name}" if top else name)
+            info.size, info.mode = len(data), (modes or {}).get(name, 0o644)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A directory served over HTTP on 127.0.0.1: (directory, base URL)."""
+    root = tmp_path / "artifacts"
+    root.mkdir()
+    with http_server(partial(QuietHandler, directory=str(root))) as server:
+        yield root, f"http://127.0.0.1:{server.server_port}"
+
+
+def publish(artifacts: tuple[Path, str], name: str, data: bytes) -> tuple[str, str]:
+    """Put `data` on the artifact server: (its URL, its sha256)."""
+    root, base = artifacts
+    (root / name).write_bytes(data)
+    return f"{base}/{name}", hashlib.sha256(data).hexdigest()
+
+
+def fetch_archive(path: str, url: str, sha256: str, dest: Path, strip: str | None = None,
+                  user: int | None = None) -> subprocess.CompletedProcess[str]:
+    env = {"ARCHIVE_URL": url, "ARCHIVE_SHA256": sha256, "DEST": str(dest)}
+    if strip is not None:
+        env["STRIP_COMPONENTS"] = strip
+    return run(FETCH_ARCHIVE, env, path, user=user)
+
+
+def test_archive_extracts_and_nginx_serves_it(bin_dirs: dict[str, str], artifacts: tuple[Path, str],
+                                             dest: Path) -> None:
+    url, sha = publish(artifacts, "site.tar.gz", make_tar(SITE))
+    proc = fetch_archive(bin_dirs["busybox"], url, sha, dest, strip="1")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"fetched {url} (sha256 {sha})\n"
+    assert files(dest) == SITE
+    assert sorted(p.name for p in dest.iterdir()) == ["README", "public"]  # no scratch directory left
+    with serve_dir(dest / "public") as server:
+        assert server.get("/").body == b"<h1>archive</h1>\n"
+        assert server.get("/assets/app.css").header("Content-Type") == "text/css"
+
+
+def test_archive_checksum_mismatch(bin_dirs: dict[str, str], artifacts: tuple[Path, str], dest: Path) -> None:
+    url, sha = publish(artifacts, "site.tgz", make_tar(SITE))
+    dest.mkdir()
+    (dest / "index.html").write_text("what the pod had")
+    wrong = hashlib.sha256(b"something else").hexdigest()
+    proc = fetch_archive(bin_dirs["busybox"], url, wrong.upper(), dest, strip="1")
+    assert proc.returncode == 42
+    assert proc.stderr == f"checksum mismatch: expected {wrong}, got {sha}\n"
+    assert files(dest) == {"index.html": "what the pod had"}
+    assert [p.name for p in dest.iterdir()] == ["index.html"]
+
+
+def test_archive_plain_tar_without_strip_replaces_dest(bin_dirs: dict[str, str], artifacts: tuple[Path, str],
+                                                       dest: Path) -> None:
+    dest.mkdir()
+    (dest / "stale.html").write_text("from an earlier run")
+    url, sha = publish(artifacts, "download", make_tar({"index.html": "flat\n"}, top="", gzip=False))
+    proc = fetch_archive(bin_dirs["busybox"], f"{url}?id=7&sig=hunter2", sha, dest)
+    assert proc.returncode == 0, proc.stderr
+    assert files(dest) == {"index.html": "flat\n"}
+    assert "hunter2" not in proc.stdout + proc.stderr  # a signed URL's query stays out of the log
+
+
+def test_archive_with_curl_when_there_is_no_wget(bin_dirs: dict[str, str], artifacts: tuple[Path, str],
+                                                 dest: Path) -> None:
+    url, sha = publish(artifacts, "site.tar.gz", make_tar(SITE))
+    assert shutil.which("wget", path=bin_dirs["curl"]) is None
+    proc = fetch_archive(bin_dirs["curl"], url, sha, dest, strip="1")
+    assert proc.returncode == 0, proc.stderr
+    assert files(dest) == SITE
+
+
+@pytest.mark.parametrize(("name", "data", "strip", "code", "needle"), [
+    ("site.tar.gz", make_tar(SITE), "2", 0, ""),  # public/ and README's directory level gone: fine
+    ("site.tar.gz", make_tar({"index.html": "x"}), "3", 3, "holds no files after stripping 3"),
+    ("page.html", b"<h1>not an archive</h1>", "0", 3, "is not a .tar.gz, .tgz or .tar archive"),
+    ("broken.tar.gz", make_tar(SITE)[:200], "0", 1, "cannot extract"),
+])
+def test_archive_bad_contents(bin_dirs: dict[str, str], artifacts: tuple[Path, str], dest: Path, name: str,
+                              data: bytes, strip: str, code: int, needle: str) -> None:
+    url, sha = publish(artifacts, name, data)
+    proc = fetch_archive(bin_dirs["busybox"], url, sha, dest, strip=strip)
+    assert proc.returncode == code, proc.stderr
+    assert needle in proc.stderr
+    if code:
+        assert list(dest.iterdir()) == []
+
+
+def test_archive_download_fails(bin_dirs: dict[str, str], artifacts: tuple[Path, str], dest: Path) -> None:
+    url = f"{artifacts[1]}/missing.tar.gz"
+    for path in (bin_dirs["busybox"], bin_dirs["curl"]):
+        proc = fetch_archive(path, url, "0" * 64, dest)
+        assert proc.returncode == 1
+        assert f"cannot download {url}" in proc.stderr
+        assert list(dest.iterdir()) == []
+
+
+def test_archive_cannot_write_outside_dest(bin_dirs: dict[str, str], artifacts: tuple[Path, str],
+                                           dest: Path) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name in ("top/index.html", "top/../../../escaped.txt", "/abs.txt"):
+            info = tarfile.TarInfo(name)
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b"x"))
+    url, sha = publish(artifacts, "evil.tar.gz", buf.getvalue())
+    proc = fetch_archive(bin_dirs["busybox"], url, sha, dest, strip="1")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["site"]
+    assert "escaped.txt" not in {p.name for p in dest.parent.parent.iterdir()}
+    assert not Path("/abs.txt").exists()
+
+
+@pytest.mark.parametrize(("env", "needle"), [
+    ({"ARCHIVE_SHA256": "abc"}, "64 hex digits"),
+    ({"ARCHIVE_URL": "file:///etc/passwd"}, "only http:// and https://"),
+    ({"ARCHIVE_URL": "https://u:hunter2@example.com/a.tgz"}, "must not hold credentials"),
+    ({"STRIP_COMPONENTS": "-1"}, "whole number"),
+    ({"STRIP_COMPONENTS": "1; rm -rf /"}, "whole number"),
+    ({"DEST": "site"}, "absolute path"),
+])
+def test_archive_bad_configuration(bin_dirs: dict[str, str], dest: Path, env: dict[str, str], needle: str) -> None:
+    base = {"ARCHIVE_URL": "http://127.0.0.1:1/a.tgz", "ARCHIVE_SHA256": "0" * 64, "DEST": str(dest)}
+    proc = run(FETCH_ARCHIVE, base | env, bin_dirs["busybox"])
+    assert proc.returncode == 2
+    assert needle in proc.stderr
+    assert "hunter2" not in proc.stdout + proc.stderr
+    assert not dest.exists()
+
+
+def test_archive_as_an_unprivileged_user(bin_dirs: dict[str, str], artifacts: tuple[Path, str], dest: Path) -> None:
+    """As the pod runs (UID 101 there): read-only directories in the archive are made
+    writable for the owner, so a restarted init container can replace them, and
+    everything is readable by nginx whatever its UID."""
+    user = unprivileged(dest)
+    data = make_tar({"index.html": "locked\n", "ro/page.html": "ro\n", "ro/deeper/page.html": "deeper\n"},
+                    modes={"ro": 0o555, "ro/deeper": 0o555, "index.html": 0o600, "ro/page.html": 0o444})
+    url, sha = publish(artifacts, "locked.tar.gz", data)
+    for _run in range(2):
+        proc = fetch_archive(bin_dirs["busybox"], url, sha, dest, strip="1", user=user)
+        assert proc.returncode == 0, proc.stderr
+        assert files(dest) == {"index.html": "locked\n", "ro/page.html": "ro\n", "ro/deeper/page.html": "deeper\n"}
+    assert (dest / "ro" / "deeper").stat().st_mode & 0o777 == 0o755
+    assert (dest / "index.html").stat().st_mode & 0o777 == 0o644
+    with serve_dir(dest) as server:
+        assert server.get("/ro/page.html").body == b"ro\n"
