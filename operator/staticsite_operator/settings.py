@@ -36,6 +36,10 @@ def configure(settings: Any) -> None:
     # kopf would turn every handler log line into an Event (a write). We post our own
     # Events, on transitions only.
     settings.posting.enabled = False
+    # No cluster-wide scanning of Namespaces and CRDs: the chart's least-privilege RBAC
+    # grants neither, and without this kopf retries the namespace listing for about a
+    # minute before reconciling anything. Namespaces are given by exact name instead.
+    settings.scanning.disabled = True
     for group, version, plural in [*CHILD_RESOURCES.values(), ("", "v1", "pods")]:
         key = (version, plural) if not group else (group, version, plural)
         settings.watching.label_selectors[key] = labels.WATCH_SELECTOR

@@ -1,0 +1,123 @@
+{{/*
+Names and labels shared by every template.
+*/}}
+
+{{/* The chart name, or nameOverride. */}}
+{{- define "staticsite-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The full name: <release>-<chart>, or the release name alone when it already contains
+the chart name. Truncated to 63 characters (the DNS label limit of some names).
+*/}}
+{{- define "staticsite-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* chart-version, for the helm.sh/chart label. */}}
+{{- define "staticsite-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Standard labels on every object. app.kubernetes.io/managed-by is "Helm", never
+"staticsite-operator": the operator watches objects carrying that value as its children.
+*/}}
+{{- define "staticsite-operator.labels" -}}
+helm.sh/chart: {{ include "staticsite-operator.chart" . }}
+{{ include "staticsite-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: staticsite-operator
+{{- end }}
+
+{{/*
+Selector labels: a stable subset (a Deployment's selector is immutable). The component
+keeps the `helm test` pod out of the Service's endpoints.
+*/}}
+{{- define "staticsite-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "staticsite-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{/* The ServiceAccount the operator runs as. */}}
+{{- define "staticsite-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "staticsite-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The operator image: repository@digest, or repository:tag (tag defaults to appVersion). */}}
+{{- define "staticsite-operator.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{/*
+What the operator may do, and nothing more. The same rules back the ClusterRole
+(all namespaces) and each namespaced Role (watchNamespaces); tests/integration/test_rbac.py
+runs the operator under exactly these rules and checks what it can and cannot do.
+*/}}
+{{- define "staticsite-operator.rules" -}}
+# kopf lists and watches the sites (its indexes and event handlers).
+- apiGroups: [staticsite.dev]
+  resources: [staticsites]
+  verbs: [list, watch]
+# Conditions, observedGeneration and url are written with a merge PATCH of /status.
+- apiGroups: [staticsite.dev]
+  resources: [staticsites/status]
+  verbs: [patch]
+# Children carry ownerReferences with blockOwnerDeletion: true; where the
+# OwnerReferencesPermissionEnforcement admission plugin is on, that needs update here.
+- apiGroups: [staticsite.dev]
+  resources: [staticsites/finalizers]
+  verbs: [update]
+# Children: watched (label-selected) and read, then server-side applied. Apply is a PATCH;
+# applying an object that does not exist yet also needs create.
+# A site's content ConfigMap is deleted when the site moves to a git or archive source.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [""]
+  resources: [services]
+  verbs: [get, list, watch, create, patch]
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, create, patch]
+# An Ingress is deleted when a site drops its last domain.
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses]
+  verbs: [get, list, watch, create, patch, delete]
+# The sites' own pods (label-selected), watched only to report an init container that
+# failed to fetch git or archive content. Never created, changed or deleted.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list, watch]
+# Events on the StaticSite (Created, Ready, Degraded...): what `kubectl describe ss` shows.
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+{{- if .Values.gitCredentials.enabled }}
+# Opt-in (gitCredentials.enabled): read, by name, the Secret a site's content.git.secretRef
+# names, to resolve a private repository's ref. No list or watch: it cannot enumerate them.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get]
+{{- end }}
+{{- end }}
