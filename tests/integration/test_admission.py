@@ -68,6 +68,7 @@ def test_invalid_spec_is_rejected_naming_the_field(cluster: Cluster, namespace: 
 
 
 def test_every_example_is_accepted(cluster: Cluster, namespace: str) -> None:
-    for path in sorted(sites.EXAMPLES.glob("*.yaml")):
+    for path in sorted(sites.EXAMPLES.glob("**/*.yaml")):
         cluster.kubectl("apply", "--dry-run=server", "--validate=strict", "-f", "-",
-                        input=json.dumps(sites.example(path.stem, namespace)))
+                        input=json.dumps(sites.example(str(path.relative_to(sites.EXAMPLES).with_suffix("")),
+                                                       namespace)))

@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 import staticsite_operator
+from staticsite_operator import models, render
 
 from .gitserver import GitServer, QuietHandler, http_server, serve_git
 from .nginx_harness import Server, _free_port, make_spec, serve, workdir
@@ -403,3 +404,56 @@ def test_archive_as_an_unprivileged_user(bin_dirs: dict[str, str], artifacts: tu
     assert (dest / "index.html").stat().st_mode & 0o777 == 0o644
     with serve_dir(dest) as server:
         assert server.get("/ro/page.html").body == b"ro\n"
+
+
+# --- The rendered pod's own fetch step ------------------------------------------------------
+
+def run_rendered_fetch(spec: dict[str, object], revision: str | None, dest: Path, path: str,
+                       user: int | None) -> tuple[subprocess.CompletedProcess[str], models.StaticSiteSpec]:
+    """Run the init container exactly as render() wrote it: its command, its env, and the
+    script from the rendered ConfigMap. Only DEST moves, from the pod's mount to `dest`."""
+    parsed = models.StaticSiteSpec.model_validate(spec)
+    rendered = render.render(render.Site("site", "ns", "uid", parsed, revision))
+    config = next(o for o in rendered.objects if o["metadata"]["name"] == "site-nginx")
+    deployment = next(o for o in rendered.objects if o["kind"] == "Deployment")
+    (init,) = deployment["spec"]["template"]["spec"]["initContainers"]
+    assert init["command"][0] == "sh"
+    script_name = init["command"][1].rsplit("/", 1)[1]
+    script = dest.parent / script_name  # world-readable, like the pod's ConfigMap mount
+    script.write_text(config["data"][script_name])
+    script.chmod(0o644)
+    env = {e["name"]: e["value"] for e in init["env"]}
+    assert env["DEST"] == render.SITE_ROOT
+    env["DEST"] = str(dest)
+    return run(script, env, path, user=user), parsed
+
+
+def test_rendered_pod_fetches_a_commit_that_nginx_serves(bin_dirs: dict[str, str], repo: GitServer,
+                                                        dest: Path) -> None:
+    sha = repo.sha("refs/heads/main")
+    assert sha is not None
+    spec = {"content": {"git": {"url": repo.url, "ref": "main", "path": "public"}}}
+    proc, parsed = run_rendered_fetch(spec, sha, dest, bin_dirs["git"], unprivileged(dest))
+    assert proc.returncode == 0, proc.stderr
+    assert not (dest / ".git").exists()
+    with serve(parsed, root=dest / "public") as server:
+        assert server.get("/").status == 200
+        assert server.get("/").body == (dest / "public" / "index.html").read_bytes()
+
+
+def test_rendered_pod_refuses_a_bad_archive(bin_dirs: dict[str, str], artifacts: tuple[Path, str],
+                                            dest: Path) -> None:
+    url, sha = publish(artifacts, "site.tar.gz", make_tar(SITE))
+    good = {"content": {"archive": {"url": url, "sha256": sha, "stripComponents": 1, "path": "public"}}}
+    user = unprivileged(dest)
+    proc, parsed = run_rendered_fetch(good, None, dest, bin_dirs["busybox"], user)
+    assert proc.returncode == 0, proc.stderr
+    with serve(parsed, root=dest / "public") as server:
+        assert server.get("/").body == b"<h1>archive</h1>\n"
+
+    bad = {"content": {"archive": {"url": url, "sha256": "0" * 64, "stripComponents": 1}}}
+    before = files(dest)
+    proc, _ = run_rendered_fetch(bad, None, dest, bin_dirs["busybox"], user)
+    assert proc.returncode == 42
+    assert "checksum mismatch" in proc.stderr
+    assert files(dest) == before, "a failed fetch leaves what was there"

@@ -14,7 +14,7 @@ import yaml
 
 from staticsite_operator import labels, models, render
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("**/*.yaml"))
 
 
 def site(spec: dict[str, Any], name: str = "web") -> render.Site:
@@ -36,9 +36,11 @@ def by_kind(rendered: render.Rendered) -> dict[str, list[dict[str, Any]]]:
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_every_example_renders(path: Path) -> None:
     doc = yaml.safe_load(path.read_text())
-    rendered = render.render(site(doc["spec"], doc["metadata"]["name"]))
+    spec = models.StaticSiteSpec.model_validate(doc["spec"])
+    revision = "0" * 40 if spec.content.git else None  # what the controller would resolve
+    rendered = render.render(render.Site(doc["metadata"]["name"], "ns", "uid-1", spec, revision))
     kinds = by_kind(rendered)
-    assert len(kinds["ConfigMap"]) == 2
+    assert len(kinds["ConfigMap"]) == (2 if spec.content.inline else 1)
     assert len(kinds["Deployment"]) == 1
     assert len(kinds["Service"]) == 1
     assert ("Ingress" in kinds) == bool(doc["spec"].get("domains"))
