@@ -63,8 +63,8 @@ fmt: venv ## Fix what ruff can fix
 
 ##@ Test
 .PHONY: test test-unit test-integration
-test: venv tools nginx lint ## Everything CI runs: lint, unit, integration and install tests on the local cluster
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+test: venv tools nginx lint ## Everything CI runs: lint, unit, integration, install tests, and the bench harness at N=2
+	$(PY) -m pytest tests bench/test_smoke.py $(PYTEST_ARGS)
 
 test-unit: venv nginx ## Tests that need no cluster
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

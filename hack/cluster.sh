@@ -44,6 +44,9 @@ apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
 rules:
+  # The benchmark runs its operator as this ServiceAccount: log all of its requests, reads too.
+  - level: Metadata
+    users: ["system:serviceaccount:staticsite-bench:operator"]
   - level: None
     verbs: [get, list, watch]
   - level: None

@@ -1,0 +1,1 @@
+"""Reproducible benchmarks of staticsite-operator against its own local cluster (`make bench`)."""

@@ -1,0 +1,148 @@
+"""`python -m bench` (`make bench BENCH_ARGS=...`): convergence, API requests and memory at N sites.
+
+Starts its own cluster (hack/cluster.sh as "staticsite-bench", never the test cluster),
+runs the operator's scenarios and then the floor for each size, and writes
+results.json, results.md and convergence.png to --out. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from . import report, scenarios, source
+from .audit import AuditLog
+from .cluster import OPERATOR_USER, BenchCluster
+from .kclient import DRIVER_AGENT, FLOOR_AGENT, Client
+from .measure import Bench, attach_requests
+from .timing import Progress
+
+PODS_PER_NODE = 110  # kwok's fake nodes advertise 110 pods each
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", default="10,100,1000", help="comma-separated site counts (default: %(default)s)")
+    p.add_argument("--idle-seconds", type=float, default=60, help="length of the idle scenario (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=Path("bench/results"), help="output directory (default: %(default)s)")
+    p.add_argument("--keep-cluster", action="store_true", help="leave the bench cluster running at the end")
+    p.add_argument("--cluster-name", default="staticsite-bench", help="kwokctl cluster name (default: %(default)s)")
+    p.add_argument("--nodes", type=int, default=0,
+                   help="fake nodes (default: room for every pod of the largest size during a rollout)")
+    p.add_argument("--workers", type=int, default=0, help="STATICSITE_WORKERS for the operator (default: its own)")
+    p.add_argument("--threads", type=int, default=16, help="concurrent requests of the driver and the floor")
+    p.add_argument("--no-floor", action="store_true", help="skip the floor (quicker, for investigations)")
+    p.add_argument("--git-ref", default=None,
+                   help="measure the operator as committed at this git ref (default: the working tree)")
+    args = p.parse_args(argv)
+    args.sizes = [int(s) for s in str(args.sizes).split(",") if s.strip()]
+    if not args.sizes or min(args.sizes) < 1:
+        p.error("--sizes needs positive integers")
+    # A rollout surges one extra pod per site (maxSurge 1): room for 2 pods per site.
+    args.nodes = args.nodes or max(4, math.ceil(2 * max(args.sizes) / (PODS_PER_NODE - 10)))
+    return args
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # SIGTERM, and SIGINT even where a shell started us with it ignored (a background job),
+    # unwind through the finally blocks: the operator is stopped and the cluster deleted.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    progress = Progress()
+    scratch = Path(tempfile.mkdtemp(prefix="staticsite-bench-src-"))
+    try:
+        return _run(args, progress, source.resolve(args.git_ref, scratch))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, progress: Progress, src: source.Source) -> int:
+    # The floor renders in this process: it must import the measured source, not the editable
+    # install, so the path goes first before anything imports staticsite_operator.
+    sys.path.insert(0, str(src.python_path))
+    from . import floor
+
+    progress(f"measuring the operator from the {src.describe()}")
+    cluster = BenchCluster.named(args.cluster_name, args.nodes)
+    if cluster.running():
+        progress(f"reusing the running cluster {cluster.name}")
+    else:
+        progress(f"starting cluster {cluster.name} with {args.nodes} nodes")
+    cluster.up()
+    results_nodes = cluster.ensure_nodes()
+    if not cluster.logs_every_request_of(OPERATOR_USER):
+        progress("WARNING: this cluster's audit policy predates the bench rule; reads will not be counted "
+                 "(run hack/cluster.sh down with CLUSTER_NAME set, then re-run)")
+    cluster.widen_service_ips()
+    cluster.install_crd(src.crd)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "machine": report.machine(cluster.kube_version()),
+        "config": {"sizes": args.sizes, "idle_seconds": args.idle_seconds, "workers": args.workers or None,
+                   "threads": args.threads, "nodes": results_nodes, "cluster": cluster.name,
+                   "operator_source": src.describe(), "commit": src.commit, "dirty": src.dirty},
+        "sizes": {},
+    }
+    driver = Client(str(cluster.kubeconfig), DRIVER_AGENT, pool=args.threads + 2)
+    floor_client = Client(str(cluster.kubeconfig), FLOOR_AGENT, pool=args.threads + 2)
+    bench = Bench(cluster, src, driver, floor_client, out, args.threads, args.workers or None, args.idle_seconds,
+                  progress, cluster.component_pids())
+    audit_log = AuditLog(cluster.audit_log)
+    status = 0
+    t_start = time.monotonic()
+    try:
+        for n in args.sizes:
+            offset = audit_log.offset()
+            progress(f"=== N={n}: operator scenarios")
+            ops = scenarios.run(bench, n)
+            fls = []
+            if not args.no_floor:
+                progress(f"=== N={n}: floor")
+                fls = floor.run(bench, n)
+            time.sleep(1)  # the last audit records reach the file
+            requests = audit_log.read(offset)
+            attach_requests(ops, requests, user=OPERATOR_USER, sites=n)
+            attach_requests(fls, requests, agent_prefix=FLOOR_AGENT, sites=n)
+            op, fl = {s.name: s.to_json() for s in ops}, {s.name: s.to_json() for s in fls}
+            ratio = {k: (op[k]["seconds"] / fl[k]["seconds"] if k in fl and fl[k]["seconds"] else math.nan)
+                     for k in ("a_create", "b_update")}
+            results["sizes"][str(n)] = {"operator": op, "floor": fl, "ratio_a": ratio["a_create"],
+                                        "ratio_b": ratio["b_update"]}
+            report.write(results, out)  # after every size: an interrupted run keeps what it measured
+    except KeyboardInterrupt:
+        progress("interrupted")
+        status = 130
+    except Exception:
+        progress("FAILED:\n" + traceback.format_exc())
+        results["error"] = traceback.format_exc()
+        status = 1
+    finally:
+        driver.close()
+        floor_client.close()
+        if args.keep_cluster:
+            progress(f"cluster kept: KUBECONFIG={cluster.kubeconfig}")
+        else:
+            cluster.down()
+    results["config"]["wall_seconds"] = round(time.monotonic() - t_start, 1)
+    table = report.write(results, out)
+    progress(f"done in {results['config']['wall_seconds']:.0f}s; results in {out}/")
+    print(table)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

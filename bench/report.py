@@ -1,0 +1,219 @@
+"""results.json (every figure), results.md (the tables) and convergence.png (time against N).
+
+Targets are reported, never asserted: a run that misses one still writes its results.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import json
+import math
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+TARGET_SIZE = 1000
+RSS_LIMIT_MIB = 150
+FLOOR_FACTOR = 2.0
+
+
+def machine(kube_version: str) -> dict[str, Any]:
+    meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines() if ":" in line)
+    cpu_model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("model name")), platform.processor())
+    versions = {}
+    for pkg in ("kopf", "kubernetes", "pydantic", "PyYAML", "Jinja2"):
+        try:
+            versions[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            versions[pkg] = "?"
+    return {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "nproc": os.cpu_count(),
+        "cpu": cpu_model,
+        "memory_gib": round(int(meminfo["MemTotal"].split()[0]) / 2**20, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "kube_version": kube_version,
+        "packages": versions,
+        "loadavg_start": os.getloadavg(),
+    }
+
+
+def _get(sc: dict[str, Any] | None, *path: str) -> Any:
+    cur: Any = sc
+    for key in path:
+        if not isinstance(cur, dict) or key not in cur:
+            return math.nan
+        cur = cur[key]
+    return cur
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b and not math.isnan(a) and not math.isnan(b) else math.nan
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    sizes = sorted(int(n) for n in results["sizes"])
+    if not sizes:
+        return []
+    at = TARGET_SIZE if TARGET_SIZE in sizes else sizes[-1]
+    where = "" if at == TARGET_SIZE else f" (measured at N={at}; the target is for {TARGET_SIZE})"
+    size = results["sizes"][str(at)]
+    op = size.get("operator", {})
+    ratio = size.get("ratio_a", math.nan)
+    idle = max((_get(s.get("operator", {}).get("c_idle"), "requests", "writes") for s in results["sizes"].values()),
+               default=math.nan)
+    restart = max((_get(s.get("operator", {}).get("d_restart"), "requests", "writes")
+                   for s in results["sizes"].values()), default=math.nan)
+    rss = max((_get(sc, "usage", "operator_peak_rss_mib") for sc in op.values()), default=math.nan)
+    rows = [
+        (f"{TARGET_SIZE} sites Ready within {FLOOR_FACTOR:g}x the floor{where}", f"<= {FLOOR_FACTOR:g}x",
+         f"{_fmt(ratio, 2)}x", ratio <= FLOOR_FACTOR),
+        ("writes while idle (every N)", "0", _fmt(idle), idle == 0),
+        ("writes on restart (every N)", "0", _fmt(restart), restart == 0),
+        (f"operator peak RSS at {TARGET_SIZE} sites{where}", f"< {RSS_LIMIT_MIB} MiB", f"{_fmt(rss)} MiB",
+         rss < RSS_LIMIT_MIB),
+    ]
+    return [{"target": t, "goal": g, "measured": m, "met": bool(ok)} for t, g, m, ok in rows]
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    lines = [
+        "# staticsite-operator benchmark",
+        "",
+        f"{m['date']} on {m['nproc']} CPUs ({m['cpu']}), {m['memory_gib']} GiB, Linux {m['kernel']}, "
+        f"Python {m['python']}, Kubernetes {m['kube_version']} (kwok nodes: {results['config']['nodes']}), "
+        f"operator workers: {results['config']['workers'] or 'default'}, load average at start "
+        f"{', '.join(f'{x:.2f}' for x in m['loadavg_start'])}.",
+        "",
+        "## Convergence (seconds)",
+        "",
+        "Per-site times run from a site's apply to Ready at its new generation (operator) or from "
+        "the first apply to each Deployment rolled out (floor); total is the first request to the last one.",
+        "",
+        "| N | a p50 | a p95 | a max | a total | floor a | a / floor | b p50 | b p95 | b total | floor b "
+        "| b / floor | d catch-up | e children gone | e pods gone |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n, size in sorted(results["sizes"].items(), key=lambda kv: int(kv[0])):
+        op, fl = size.get("operator", {}), size.get("floor", {})
+        a, b = op.get("a_create"), op.get("b_update")
+        lines.append("| " + " | ".join([
+            n, _fmt(_get(a, "latency", "p50_s")), _fmt(_get(a, "latency", "p95_s")), _fmt(_get(a, "latency", "max_s")),
+            _fmt(_get(a, "seconds")), _fmt(_get(fl.get("a_create"), "seconds")), f"{_fmt(size.get('ratio_a'), 2)}x",
+            _fmt(_get(b, "latency", "p50_s")), _fmt(_get(b, "latency", "p95_s")), _fmt(_get(b, "seconds")),
+            _fmt(_get(fl.get("b_update"), "seconds")), f"{_fmt(size.get('ratio_b'), 2)}x",
+            _fmt(_get(op.get("d_restart"), "seconds")), _fmt(_get(op.get("e_delete"), "seconds")),
+            _fmt(_get(op.get("e_delete"), "extra", "pods_gone_s")),
+        ]) + " |")
+    lines += [
+        "",
+        "## Targets",
+        "",
+        "| target | goal | measured | met? |",
+        "|---|---|---|---|",
+        *(f"| {t['target']} | {t['goal']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |"
+          for t in results["targets"]),
+        "",
+        "## Cost per scenario",
+        "",
+        "Operator CPU and peak RSS from /proc; requests and writes from the API server's audit log "
+        "(the operator's ServiceAccount, kopf's requests included; the floor's by user agent). "
+        "`children done` and `last write` are when the writer's last write to a child object, and its "
+        "last write of any kind, reached the server (seconds into the window): the writer's own share of "
+        "the time; the rest is the cluster's controllers.",
+        "",
+        "| N | who | scenario | time s | complete | CPU s | peak RSS MiB | requests | writes | writes/site "
+        "| children done s | last write s | reconciles | apiserver CPU s | etcd CPU s | kcm CPU s | machine busy % |",
+        "|---:|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n, size in sorted(results["sizes"].items(), key=lambda kv: int(kv[0])):
+        for who in ("operator", "floor"):
+            for name, sc in size.get(who, {}).items():
+                u, r, comp = sc["usage"], sc["requests"], sc["usage"]["components_cpu_s"]
+                lines.append("| " + " | ".join([
+                    n, who, name, _fmt(sc["seconds"]), "yes" if sc["complete"] else "**no**",
+                    _fmt(u["operator_cpu_s"]) if who == "operator" else "-",
+                    _fmt(u["operator_peak_rss_mib"]) if who == "operator" else "-",
+                    str(r.get("requests", "n/a")), str(r.get("writes", "n/a")),
+                    _fmt(r.get("writes_per_site", math.nan), 2),
+                    _fmt(sc["extra"].get("last_child_write_s", math.nan)),
+                    _fmt(sc["extra"].get("last_write_s", math.nan)), _fmt(sc["extra"].get("reconciles", math.nan), 0),
+                    _fmt(comp.get("kube-apiserver", math.nan)), _fmt(comp.get("etcd", math.nan)),
+                    _fmt(comp.get("kube-controller-manager", math.nan)), _fmt(u["machine_busy_pct"]),
+                ]) + " |")
+    lines += ["", "## Operator API requests by verb and resource", ""]
+    for n, size in sorted(results["sizes"].items(), key=lambda kv: int(kv[0])):
+        lines.append(f"- **N={n}**")
+        for name, sc in size.get("operator", {}).items():
+            by = sc["requests"].get("by_verb_resource", {})
+            lines.append(f"  - {name}: " + (", ".join(f"{k} ×{v}" for k, v in by.items()) or "none"))
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: write the file only
+    import matplotlib.pyplot as plt
+
+    sizes = sorted(int(n) for n in results["sizes"])
+    def series(who: str, scenario: str, *key: str) -> list[float]:
+        return [float(_get(results["sizes"][str(n)].get(who, {}).get(scenario), *key)) for n in sizes]
+
+    lines = [
+        (series("operator", "a_create", "latency", "p50_s"), "o-", "operator p50 (per site)"),
+        (series("operator", "a_create", "latency", "p95_s"), "s-", "operator p95 (per site)"),
+        (series("operator", "a_create", "seconds"), "^-", "operator total"),
+        (series("floor", "a_create", "seconds"), "v--", "floor total (thinnest client)"),
+        (series("floor", "a_create", "latency", "p50_s"), ".:", "floor p50"),
+    ]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for values, style, label in lines:
+        ax.plot(sizes, values, style, label=label, color="black" if "floor" in label else None)
+    measured = [v for values, _, _ in lines for v in values if not math.isnan(v)]
+    if measured and min(measured) > 0:  # log axes only when there is something to put on them
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    ax.set_xlabel("StaticSites created at once (N)")
+    ax.set_ylabel("seconds until Ready")
+    ax.set_title("Convergence after creating N sites (scenario a)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _clean(value: Any) -> Any:
+    """NaN (a figure that could not be measured) becomes null: strict JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write(results: dict[str, Any], out: Path) -> str:
+    results["machine"]["loadavg_end"] = os.getloadavg()
+    results["targets"] = targets(results)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(_clean(results), indent=2, default=str) + "\n")
+    table = markdown(results)
+    (out / "results.md").write_text(table)
+    plot(results, out / "convergence.png")
+    return table

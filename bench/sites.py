@@ -1,0 +1,33 @@
+"""The StaticSites the bench creates: small, realistic, and all alike.
+
+Each site has three files, one domain (so all five children exist: two ConfigMaps,
+a Service, a Deployment and an Ingress) and one replica. `version` changes the
+content only, which is what scenario (b) does to every site.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def name(i: int) -> str:
+    return f"s{i:05d}"
+
+
+def manifest(site: str, namespace: str, version: int) -> dict[str, Any]:
+    body = "".join(f"<p>Paragraph {n} of {site}, version {version}.</p>\n" for n in range(20))
+    files = [
+        {"path": "index.html", "content": f"<!doctype html><title>{site}</title><h1>{site} v{version}</h1>\n{body}"},
+        {"path": "about.html", "content": f"<!doctype html><title>About</title><p>{site}</p>"},
+        {"path": "assets/site.css", "content": "body { font-family: system-ui, sans-serif; max-width: 40rem; }"},
+    ]
+    return {
+        "apiVersion": "staticsite.dev/v1alpha1",
+        "kind": "StaticSite",
+        "metadata": {"name": site, "namespace": namespace},
+        "spec": {
+            "replicas": 1,
+            "domains": [f"{site}.{namespace}.bench.example"],
+            "content": {"inline": {"files": files}},
+        },
+    }
