@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,35 +58,76 @@ def _resource(record: dict[str, Any]) -> str:
     return f"{resource}/{ref['subresource']}" if ref.get("subresource") else resource
 
 
+@dataclass(frozen=True)
+class Mark:
+    """A position in the log that survives rotation: the file's inode, an offset in it, when."""
+
+    inode: int
+    offset: int
+    at: float
+
+
 class AuditLog:
+    """The API server's audit log, rotated files included.
+
+    kube-apiserver rotates its audit log at 100 MB (lumberjack's default when
+    --audit-log-maxsize is not set): the current file is renamed to audit-<time>.log
+    and a new one started. A size of 1000 sites writes several of them, so a mark is
+    an inode and an offset, and a read follows the marked file under its new name
+    and every file started after it.
+    """
+
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def offset(self) -> int:
-        return self.path.stat().st_size if self.path.exists() else 0
+    def mark(self) -> Mark:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return Mark(0, 0, time.time())
+        return Mark(st.st_ino, st.st_size, time.time())
 
-    def read(self, offset: int) -> list[Request]:
-        """Every request logged after byte `offset`, once each."""
+    def _files(self, mark: Mark) -> list[tuple[Path, int]]:
+        """(file, offset to start at), oldest first."""
+        out = []
+        for path in sorted(self.path.parent.glob("audit*.log"), key=lambda p: p.stat().st_mtime):
+            st = path.stat()
+            if st.st_ino == mark.inode:
+                out.append((path, mark.offset))
+            elif st.st_mtime >= mark.at:
+                out.append((path, 0))
+        return out
+
+    def read(self, mark: Mark, keep: tuple[bytes, ...]) -> list[Request]:
+        """Every request logged since `mark` whose record contains one of `keep`, once each.
+
+        The substring test comes before the JSON parse: at 1000 sites the log holds
+        millions of the control plane's own records, which are not ours to count.
+        """
         seen: set[str] = set()
         out: list[Request] = []
-        with self.path.open("rb") as f:
-            f.seek(offset)
-            for line in f:
-                if not line.endswith(b"\n"):
-                    break  # a record still being written; it belongs to a later read
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                audit_id = rec.get("auditID", "")
-                if audit_id in seen:
-                    continue
-                seen.add(audit_id)
-                out.append(Request(
-                    at=_epoch(rec["requestReceivedTimestamp"]), verb=rec.get("verb", "?"), resource=_resource(rec),
-                    user=rec.get("user", {}).get("username", ""), user_agent=rec.get("userAgent", ""),
-                    code=int((rec.get("responseStatus") or {}).get("code", 0)),
-                ))
+        for path, offset in self._files(mark):
+            with path.open("rb") as f:
+                f.seek(offset)
+                for line in f:
+                    if not line.endswith(b"\n"):
+                        break  # a record still being written; it belongs to a later read
+                    if not any(k in line for k in keep):
+                        continue
+                    try:
+                        rec = json.loads(line)
+                    except ValueError:
+                        continue
+                    audit_id = rec.get("auditID", "")
+                    if audit_id in seen:
+                        continue
+                    seen.add(audit_id)
+                    out.append(Request(
+                        at=_epoch(rec["requestReceivedTimestamp"]), verb=rec.get("verb", "?"),
+                        resource=_resource(rec), user=rec.get("user", {}).get("username", ""),
+                        user_agent=rec.get("userAgent", ""),
+                        code=int((rec.get("responseStatus") or {}).get("code", 0)),
+                    ))
         return out
 
 

@@ -26,7 +26,7 @@ from staticsite_operator.labels import FIELD_MANAGER
 
 from . import sites
 from .kclient import collection
-from .measure import Bench, Scenario, Window, delete_all
+from .measure import Bench, Scenario, Window, deletion
 from .scenarios import MANAGER
 from .timing import summary
 from .watcher import Watcher, deployment_ready
@@ -69,7 +69,7 @@ def _push(bench: Bench, n: int, watcher: Watcher, label: str,
                      applied_s=applied, objects=count)
 
 
-def run(bench: Bench, n: int) -> list[Scenario]:
+def run(bench: Bench, n: int, delete: bool = True) -> list[Scenario]:
     namespace = f"bench-floor-{n}"
     bench.cluster.kubectl("create", "namespace", namespace)
     names = [sites.name(i) for i in range(n)]
@@ -95,12 +95,10 @@ def run(bench: Bench, n: int) -> list[Scenario]:
         changed = {s: [o for o, old in zip(second[s].objects, first[s].objects, strict=True) if o != old]
                    for s in names}
         out.append(_push(bench, n, watcher, "b_update", changed, True))
+        if not delete:
+            return out
 
-        win = Window("e_delete", bench.components, None)
-        complete, children, everything = delete_all(bench.driver, namespace, bench.deadline(n), bench.progress,
-                                                    f"N={n} floor e_delete")
-        bench.progress(f"N={n} floor e_delete: children gone in {children:.1f}s, pods in {everything:.1f}s")
-        out.append(win.close(children, complete=complete, pods_gone_s=everything))
+        out.append(deletion(bench, n, namespace, None, f"N={n} floor e_delete"))
     finally:
         watcher.stop()
         bench.cluster.delete_namespace(namespace)

@@ -154,6 +154,14 @@ def delete_all(client: Client, namespace: str, deadline: float, progress: Progre
     return False, children_gone or time.monotonic() - t0, time.monotonic() - t0
 
 
+def deletion(bench: Bench, n: int, namespace: str, op: OperatorProcess | None, label: str) -> Scenario:
+    """Scenario e: delete every site at once; the time until the garbage collector is done."""
+    win = Window("e_delete", bench.components, op)
+    complete, children, everything = delete_all(bench.driver, namespace, bench.deadline(n), bench.progress, label)
+    bench.progress(f"{label}: children gone in {children:.1f}s, pods in {everything:.1f}s")
+    return win.close(children, complete=complete, pods_gone_s=everything)
+
+
 def attach_requests(scenarios: list[Scenario], requests: list[audit.Request], *, user: str | None = None,
                     agent_prefix: str | None = None, sites: int = 1) -> None:
     """Fill each scenario's request counts from the audit log."""

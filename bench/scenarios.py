@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from . import sites
 from .kclient import collection
-from .measure import SITES, Bench, Scenario, Window, delete_all, settle
+from .measure import SITES, Bench, Scenario, Window, deletion, settle
 from .operator_process import OperatorProcess
 from .timing import summary
 from .watcher import Watcher, site_ready
@@ -112,11 +112,7 @@ def run(bench: Bench, n: int) -> list[Scenario]:
         restarted, op = _restart(bench, n, op)
         out.append(restarted)
 
-        win = Window("e_delete", bench.components, op)
-        complete, children, everything = delete_all(bench.driver, namespace, bench.deadline(n), bench.progress,
-                                                    f"N={n} e_delete")
-        bench.progress(f"N={n} e_delete: children gone in {children:.1f}s, pods in {everything:.1f}s")
-        out.append(win.close(children, complete=complete, pods_gone_s=everything))
+        out.append(deletion(bench, n, namespace, op, f"N={n} e_delete"))
     finally:
         watcher.stop()
         op.stop()
