@@ -22,8 +22,8 @@ from typing import Any
 import kopf
 import prometheus_client
 
+from . import kopffix, metrics, models
 from . import labels as lbl
-from . import metrics, models
 from . import settings as config
 from .controller import Controller, snapshot
 from .kube import Kube
@@ -31,6 +31,7 @@ from .status import fetch_failure
 from .workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
+kopffix.apply()  # before kopf builds its ToggleSets: see kopffix.py for the quadratic start-up
 SITES_INDEX = "staticsites_idx"
 PODS_INDEX = "fetchfailures_idx"
 
