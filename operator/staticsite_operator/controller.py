@@ -7,7 +7,8 @@ sends nothing to the API server.
 
 The indexes lag our own writes by one watch event. To not mistake that lag for drift,
 the controller remembers the objects its writes returned and uses whichever copy
-has the newer resourceVersion (comparable as integers since Kubernetes 1.35, KEP-5504).
+has the newer resourceVersion. etcd-backed resourceVersions are increasing integers;
+KEP-5504 (comparable resource versions) makes relying on that official.
 """
 
 from __future__ import annotations
