@@ -102,8 +102,8 @@ def settle(op: OperatorProcess, quiet: float = 2.0, limit: float = 60.0) -> floa
 
     Returns the seconds until that quiet period began: the tail of work after the last
     site turned Ready (status echoes, Deployment status updates). The operator's
-    staticsite_workqueue_depth gauge is not used: it is set while the finished key is
-    still counted as active, so it never reads 0 once the queue has run.
+    staticsite_workqueue_depth gauge is not enough alone: it reads 0 between two
+    bursts of watch events as well as at the end.
     """
     t0 = time.monotonic()
     last: float | None = None

@@ -17,6 +17,12 @@ WATCH_SELECTOR = f"{MANAGED_BY_KEY}={MANAGED_BY}"
 
 CHECKSUM_ANNOTATION = "staticsite.dev/checksum"
 
+# On the pods of sites whose init container fetches the content (git, archive), and on
+# no others: the operator watches pods only to report a failed fetch, and with this
+# label in the watch selector, the pods of inline sites (most of them) never stream.
+FETCH_KEY = "staticsite.dev/fetch"
+PODS_WATCH_SELECTOR = f"{WATCH_SELECTOR},{FETCH_KEY}"  # the key present, any value
+
 
 def selector(site: str) -> dict[str, str]:
     """Pod selector: never changes for the life of a site."""

@@ -40,9 +40,13 @@ def configure(settings: Any) -> None:
     # grants neither, and without this kopf retries the namespace listing for about a
     # minute before reconciling anything. Namespaces are given by exact name instead.
     settings.scanning.disabled = True
-    for group, version, plural in [*CHILD_RESOURCES.values(), ("", "v1", "pods")]:
+    for group, version, plural in CHILD_RESOURCES.values():
         key = (version, plural) if not group else (group, version, plural)
         settings.watching.label_selectors[key] = labels.WATCH_SELECTOR
+    settings.watching.label_selectors["v1", "pods"] = labels.PODS_WATCH_SELECTOR
+    # List in pages: after a start, each kind's listing would otherwise be one response,
+    # read and parsed whole (~9 MB of JSON for 1000 Deployments).
+    settings.watching.chunk_size = 200
     # Reconnect watches every 10 minutes even if the server keeps them open: a cheap
     # guard against silent stalls behind load balancers (kopf #585, #957).
     settings.watching.server_timeout = int(os.environ.get("STATICSITE_WATCH_TIMEOUT", "600"))

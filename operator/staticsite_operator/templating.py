@@ -60,6 +60,9 @@ ENV = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
     keep_trailing_newline=True,
+    # Templates ship inside the package and never change at run time: without this,
+    # every render stats each template file to see if it should be reloaded.
+    auto_reload=False,
 )
 ENV.filters["to_json"] = to_json
 ENV.filters["nginx_str"] = nginx_str

@@ -20,8 +20,10 @@ log = logging.getLogger(__name__)
 
 class WorkQueue(Generic[K]):
     def __init__(self, handler: Callable[[K], Awaitable[None]], *, workers: int = 8,
-                 base_delay: float = 0.5, max_delay: float = 60.0) -> None:
+                 base_delay: float = 0.5, max_delay: float = 60.0,
+                 on_depth: Callable[[int], None] | None = None) -> None:
         self._handler = handler
+        self._on_depth = on_depth  # told pending() whenever it may have changed (a gauge)
         self._workers = workers
         self._base_delay = base_delay
         self._max_delay = max_delay
@@ -30,6 +32,7 @@ class WorkQueue(Generic[K]):
         self._active: set[K] = set()      # being processed right now
         self._failures: dict[K, int] = {}
         self._timers: dict[K, asyncio.TimerHandle] = {}
+        self._task: asyncio.Task[None] | None = None
 
     def add(self, key: K) -> None:
         if key in self._dirty:
@@ -37,6 +40,7 @@ class WorkQueue(Generic[K]):
         self._dirty.add(key)
         if key not in self._active:
             self._queue.put_nowait(key)
+        self._depth_changed()
 
     def add_after(self, key: K, delay: float) -> None:
         if key in self._timers:
@@ -53,6 +57,20 @@ class WorkQueue(Generic[K]):
 
     def pending(self) -> int:
         return len(self._dirty) + len(self._active)
+
+    def _depth_changed(self) -> None:
+        if self._on_depth is not None:
+            self._on_depth(self.pending())
+
+    def start(self) -> None:
+        """Start processing, once; keys added before wait until then."""
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="workqueue")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
     async def run(self) -> None:
         await asyncio.gather(*(self._worker() for _ in range(self._workers)))
@@ -77,3 +95,4 @@ class WorkQueue(Generic[K]):
                 self._active.discard(key)
                 if key in self._dirty:
                     self._queue.put_nowait(key)  # an event arrived while we worked
+                self._depth_changed()

@@ -132,3 +132,17 @@ def test_spread_only_with_several_replicas() -> None:
     three = by_kind(render.render(site(files(index_html="x") | {"replicas": 3})))["Deployment"][0]
     assert "topologySpreadConstraints" not in one["spec"]["template"]["spec"]
     assert three["spec"]["template"]["spec"]["topologySpreadConstraints"][0]["whenUnsatisfiable"] == "ScheduleAnyway"
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_only_pods_that_fetch_carry_the_fetch_label(path: Path) -> None:
+    """The operator's pod watch selects on this label: inline sites' pods must never stream."""
+    doc = yaml.safe_load(path.read_text())
+    spec = models.StaticSiteSpec.model_validate(doc["spec"])
+    rendered = render.render(render.Site("s", "ns", "uid-1", spec, "0" * 40 if spec.content.git else None))
+    template = by_kind(rendered)["Deployment"][0]["spec"]["template"]
+    source = "git" if spec.content.git else "archive" if spec.content.archive else None
+    assert template["metadata"]["labels"].get(labels.FETCH_KEY) == source
+    assert ("initContainers" in template["spec"]) == (source is not None)
+    # The selector (immutable) never includes it: a site may move between sources.
+    assert labels.FETCH_KEY not in by_kind(rendered)["Deployment"][0]["spec"]["selector"]["matchLabels"]

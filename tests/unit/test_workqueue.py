@@ -70,3 +70,29 @@ def test_failures_retry_with_backoff() -> None:
     first, second = times[1] - times[0], times[2] - times[1]
     assert first >= 0.05
     assert second >= 0.1, "the delay doubles"
+
+
+def test_depth_is_reported_on_every_change_and_ends_at_zero() -> None:
+    """The workqueue_depth gauge: a stale non-zero value would say the operator never settles."""
+    depths: list[int] = []
+    release = asyncio.Event()
+
+    async def handler(key: str) -> None:
+        await release.wait()
+
+    async def main() -> None:
+        queue: WorkQueue[str] = WorkQueue(handler, workers=2, on_depth=depths.append)
+        task = asyncio.create_task(queue.run())
+        queue.add("a")
+        queue.add("b")
+        queue.add("a")  # coalesced: no change, nothing reported
+        await asyncio.sleep(0.01)
+        assert depths == [1, 2]
+        release.set()
+        await _drain(queue)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(main())
+    assert depths[-1] == 0
+    assert len(depths) == 4
