@@ -54,3 +54,15 @@ def test_pods_stream_only_when_they_fetch() -> None:
     assert labels.FETCH_KEY in labels.PODS_WATCH_SELECTOR.split(",")
     assert config.watching.label_selectors.collect(deployments) == [labels.WATCH_SELECTOR]
     assert config.watching.chunk_size
+
+
+def test_every_watch_handler_runs_on_the_event_loop() -> None:
+    """kopf runs sync handlers in a thread pool: slower at a restart, and WorkQueue.add
+    (asyncio, not thread-safe) would then run off the loop. Every handler must be async."""
+    from kopf._core.actions.invocation import is_async_fn  # kopf's own test of what it awaits
+
+    registry = kopf.get_default_registry()
+    found = [*registry._indexing.get_all_handlers(), *registry._watching.get_all_handlers()]
+    assert {h.id for h in found} >= {"staticsites_idx", "deployments_idx", "fetchfailures_idx", "on_site",
+                                     "deployments_event", "pods_event"}
+    assert [h.id for h in found if not is_async_fn(h.fn)] == []
