@@ -88,6 +88,15 @@ def run(script: Path, env: Mapping[str, str], path: str, *,
                           timeout=60, check=False)
 
 
+def assert_refused(proc: subprocess.CompletedProcess[str], needle: str, dest: Path) -> None:
+    """A bad configuration: exit 2, a message naming the problem, no secret echoed
+    (the cases put "hunter2" where a credential would be), and nothing written."""
+    assert proc.returncode == 2
+    assert needle in proc.stderr
+    assert "hunter2" not in proc.stdout + proc.stderr
+    assert not dest.exists()
+
+
 @pytest.fixture
 def dest() -> Iterator[Path]:
     """DEST, in a world-readable directory so nginx's workers can serve it."""
@@ -220,11 +229,7 @@ def test_git_private_repository(bin_dirs: dict[str, str], private: GitServer, de
 ])
 def test_git_bad_configuration(bin_dirs: dict[str, str], dest: Path, env: dict[str, str], needle: str) -> None:
     base = {"GIT_URL": "http://127.0.0.1:1/r.git", "GIT_SHA": "a" * 40, "DEST": str(dest)}
-    proc = run(FETCH_GIT, base | env, bin_dirs["git"])
-    assert proc.returncode == 2
-    assert needle in proc.stderr
-    assert "hunter2" not in proc.stdout + proc.stderr
-    assert not dest.exists()
+    assert_refused(run(FETCH_GIT, base | env, bin_dirs["git"]), needle, dest)
 
 
 def test_git_unreachable_server(bin_dirs: dict[str, str], dest: Path) -> None:
@@ -381,11 +386,7 @@ def test_archive_cannot_write_outside_dest(bin_dirs: dict[str, str], artifacts: 
 ])
 def test_archive_bad_configuration(bin_dirs: dict[str, str], dest: Path, env: dict[str, str], needle: str) -> None:
     base = {"ARCHIVE_URL": "http://127.0.0.1:1/a.tgz", "ARCHIVE_SHA256": "0" * 64, "DEST": str(dest)}
-    proc = run(FETCH_ARCHIVE, base | env, bin_dirs["busybox"])
-    assert proc.returncode == 2
-    assert needle in proc.stderr
-    assert "hunter2" not in proc.stdout + proc.stderr
-    assert not dest.exists()
+    assert_refused(run(FETCH_ARCHIVE, base | env, bin_dirs["busybox"]), needle, dest)
 
 
 def test_archive_as_an_unprivileged_user(bin_dirs: dict[str, str], artifacts: tuple[Path, str], dest: Path) -> None:
