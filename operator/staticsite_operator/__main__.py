@@ -15,7 +15,9 @@ Extra arguments are passed to `kopf run` unchanged (e.g. --verbose).
 from __future__ import annotations
 
 import os
+import socket
 import sys
+from collections.abc import MutableMapping
 
 from kopf.cli import main as kopf_main
 
@@ -32,7 +34,19 @@ def kopf_args(env: dict[str, str], extra: list[str]) -> list[str]:
     ]
 
 
+def prepare(env: MutableMapping[str, str]) -> None:
+    """Give kopf an identity that needs no passwd entry.
+
+    kopf names itself from POD_ID, else from getpass.getuser(), which raises KeyError for
+    a UID that /etc/passwd does not list: the image's 65532, or any runAsUser a platform
+    picks. The chart sets POD_ID to the pod's name; this is the fallback (in a pod, the
+    host name is the pod's name).
+    """
+    env.setdefault("POD_ID", socket.gethostname())
+
+
 def main() -> None:
+    prepare(os.environ)
     kopf_main(args=kopf_args(dict(os.environ), sys.argv[1:]), prog_name="staticsite-operator")
 
 

@@ -106,8 +106,9 @@ class Pass:
 
 
 class Controller:
-    def __init__(self, api: kube.Kube, lookup: Lookup) -> None:
+    def __init__(self, api: kube.Kube, lookup: Lookup, images: render.Images | None = None) -> None:
         self.kube = api
+        self.images = images or render.Images()
         self.lookup = lookup
         self._written: dict[ObjKey, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -180,7 +181,7 @@ class Controller:
             revision, recheck, problem = rev.sha, rev.recheck_in, rev.problem
         if spec is not None:
             try:
-                rendered = render.render(render.Site(name, namespace, meta["uid"], spec, revision))
+                rendered = render.render(render.Site(name, namespace, meta["uid"], spec, revision, self.images))
             except render.ContentTooLarge as exc:
                 problem = Problem(c.CONTENT_TOO_LARGE, str(exc))
             except render.NotResolved as exc:

@@ -83,7 +83,7 @@ class IndexLookup:
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config.configure(settings)
     lookup = IndexLookup()
-    controller = Controller(Kube.from_environment(pool_size=config.workers()), lookup)
+    controller = Controller(Kube.from_environment(pool_size=config.workers()), lookup, config.site_images())
     pool = concurrent.futures.ThreadPoolExecutor(config.workers(), thread_name_prefix="reconcile")
 
     async def reconcile(key: tuple[str, str]) -> None:

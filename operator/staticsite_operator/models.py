@@ -23,8 +23,11 @@ VERSION = "v1alpha1"
 KIND = "StaticSite"
 PLURAL = "staticsites"
 
-# Pinned, unprivileged nginx (listens on 8080, runs as UID 101). Bump deliberately.
+# Pinned, unprivileged nginx (listens on 8080, runs as UID 101). Bump deliberately. The
+# platform can change it (the chart's sites.nginxImage); a spec that names no image gets it.
 DEFAULT_NGINX_IMAGE = "docker.io/nginxinc/nginx-unprivileged:1.28.0-alpine-slim"
+# The init container that fetches git and archive content: sh, git, wget, sha256sum, tar.
+DEFAULT_FETCHER_IMAGE = "docker.io/alpine/git:2.47.2"
 
 # A ConfigMap holds at most 1 MiB; keep headroom for keys and metadata.
 MAX_CONTENT_BYTES = 1_000_000
@@ -279,8 +282,9 @@ class Resources(_Model):
 
 
 class Nginx(_Model):
-    image: str = Field(default=DEFAULT_NGINX_IMAGE, max_length=512, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$",
-                       description="An unprivileged nginx image that listens on 8080.")
+    image: str | None = Field(default=None, max_length=512, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$",
+                              description="An unprivileged nginx image that listens on 8080. "
+                                          "Default: the platform's default image.")
     resources: Resources = Field(default_factory=lambda: Resources(
         requests={"cpu": "10m", "memory": "16Mi"}, limits={"memory": "64Mi"}))
 

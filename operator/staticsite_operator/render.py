@@ -22,8 +22,6 @@ from .nginxconf import render_nginx_conf
 from .templating import ENV
 
 SITE_ROOT = "/srv/site"
-# The init container that fetches git and archive content: sh, git, wget, sha256sum, tar.
-FETCHER_IMAGE = "docker.io/alpine/git:2.47.2"
 GIT_TOKEN_DIR = "/etc/staticsite-git"  # noqa: S105 - a mount path, not a secret
 # An emptyDir holds fetched content; this bounds what one pod may write to its node.
 FETCHED_SIZE_LIMIT = "1Gi"
@@ -46,6 +44,14 @@ class NotResolved(ValueError):
 
 
 @dataclass(frozen=True)
+class Images:
+    """The platform's images for site pods (the chart's sites.* values)."""
+
+    nginx: str = models.DEFAULT_NGINX_IMAGE
+    fetcher: str = models.DEFAULT_FETCHER_IMAGE
+
+
+@dataclass(frozen=True)
 class Site:
     """What render needs to know about a StaticSite object."""
 
@@ -54,6 +60,7 @@ class Site:
     uid: str
     spec: models.StaticSiteSpec
     revision: str | None = None  # the commit a git source is pinned to (resolved by the controller)
+    images: Images = Images()
 
 
 @dataclass(frozen=True)
@@ -196,7 +203,8 @@ def render(site: Site) -> Rendered:
         "nginx_conf": nginx_conf,
         "scripts": scripts,
         "fetcher": fetcher,
-        "fetcher_image": FETCHER_IMAGE,
+        "nginx_image": spec.nginx.image or site.images.nginx,
+        "fetcher_image": site.images.fetcher,
         "git_token_dir": GIT_TOKEN_DIR,
         "fetched_size_limit": FETCHED_SIZE_LIMIT,
         "checksum": checksum,

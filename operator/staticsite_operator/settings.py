@@ -6,7 +6,7 @@ import logging
 import os
 from typing import Any
 
-from . import labels
+from . import labels, models, render
 
 # The child kinds we watch: (group, version, plural). Only objects with our managed-by
 # label are streamed (a server-side selector), never every Deployment in the cluster.
@@ -16,6 +16,12 @@ CHILD_RESOURCES: dict[str, tuple[str, str, str]] = {
     "Deployment": ("apps", "v1", "deployments"),
     "Ingress": ("networking.k8s.io", "v1", "ingresses"),
 }
+
+
+def site_images() -> render.Images:
+    """The images of site pods: STATICSITE_NGINX_IMAGE and STATICSITE_FETCHER_IMAGE override."""
+    return render.Images(nginx=os.environ.get("STATICSITE_NGINX_IMAGE") or models.DEFAULT_NGINX_IMAGE,
+                         fetcher=os.environ.get("STATICSITE_FETCHER_IMAGE") or models.DEFAULT_FETCHER_IMAGE)
 
 
 def workers() -> int:

@@ -20,7 +20,7 @@ def test_defaults() -> None:
     s = models.StaticSiteSpec.model_validate(spec())
     assert s.replicas == 1
     assert s.domains == []
-    assert s.nginx.image == models.DEFAULT_NGINX_IMAGE
+    assert s.nginx.image is None  # the platform's default applies (render.Images)
     assert s.routing.trailing_slash == "ignore"
     assert s.routing.redirects == []
 

@@ -146,3 +146,18 @@ def test_only_pods_that_fetch_carry_the_fetch_label(path: Path) -> None:
     assert ("initContainers" in template["spec"]) == (source is not None)
     # The selector (immutable) never includes it: a site may move between sources.
     assert labels.FETCH_KEY not in by_kind(rendered)["Deployment"][0]["spec"]["selector"]["matchLabels"]
+
+
+def test_site_images_come_from_the_platform_unless_the_spec_names_one() -> None:
+    images = render.Images(nginx="staticsite.local/nginx:1", fetcher="staticsite.local/fetch:1")
+    archive = {"content": {"archive": {"url": "https://example.com/a.tgz", "sha256": "a" * 64}}}
+    spec = models.StaticSiteSpec.model_validate(archive)
+    pod = by_kind(render.render(render.Site("web", "ns", "uid-1", spec, images=images)))["Deployment"][0]
+    pod_spec = pod["spec"]["template"]["spec"]
+    assert pod_spec["containers"][0]["image"] == "staticsite.local/nginx:1"
+    assert pod_spec["initContainers"][0]["image"] == "staticsite.local/fetch:1"
+    named = models.StaticSiteSpec.model_validate({**archive, "nginx": {"image": "registry.example/nginx:2"}})
+    pod = by_kind(render.render(render.Site("web", "ns", "uid-1", named, images=images)))["Deployment"][0]
+    assert pod["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/nginx:2"
+    default = by_kind(render.render(render.Site("web", "ns", "uid-1", spec)))["Deployment"][0]
+    assert default["spec"]["template"]["spec"]["containers"][0]["image"] == models.DEFAULT_NGINX_IMAGE

@@ -1,0 +1,67 @@
+"""The container entrypoint (`staticsite-operator`): kopf's arguments and its identity.
+
+The identity test runs as UID 65532 with no passwd entry, as the image does. Before
+the fix, kopf's start-up raised `KeyError: 'getpwuid(): uid not found: 65532'` there,
+and every real install crash-looped (kwok never ran the container, so nothing noticed).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from staticsite_operator.__main__ import kopf_args, prepare
+
+UID = 65532
+IDENTITY = "from kopf._core.engines.peering import detect_own_id; print(detect_own_id(manual=False))"
+
+
+def test_scope_is_all_namespaces_by_default() -> None:
+    args = kopf_args({}, [])
+    assert "--all-namespaces" in args
+    assert "--standalone" in args
+
+
+def test_namespaces_are_listed_exactly() -> None:
+    args = kopf_args({"STATICSITE_NAMESPACES": " team-a, ,team-b "}, ["--verbose"])
+    assert [a for a in args if a.startswith("--namespace")] == ["--namespace=team-a", "--namespace=team-b"]
+    assert "--all-namespaces" not in args
+    assert args[-1] == "--verbose"
+
+
+def test_prepare_keeps_a_pod_id_that_is_set() -> None:
+    env = {"POD_ID": "operator-abc"}
+    prepare(env)
+    assert env == {"POD_ID": "operator-abc"}
+
+
+def _as_nobody(code: str) -> subprocess.CompletedProcess[str]:
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.fail("this test runs a process as UID 65532: it needs root and setpriv (util-linux)")
+    try:
+        pwd.getpwuid(UID)
+        pytest.fail(f"UID {UID} has a passwd entry here, so the test would prove nothing")
+    except KeyError:
+        pass
+    env = {k: v for k, v in os.environ.items() if k not in ("USER", "LOGNAME", "LNAME", "USERNAME", "POD_ID")}
+    return subprocess.run(["setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups",
+                           sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
+                          check=False, cwd="/")
+
+
+def test_kopf_identity_fails_for_a_uid_without_passwd_entry() -> None:
+    """The defect, reproduced: what the image hit before the entrypoint set POD_ID."""
+    result = _as_nobody(IDENTITY)
+    assert result.returncode != 0
+    assert "getpwuid(): uid not found: 65532" in result.stderr
+
+
+def test_entrypoint_gives_kopf_an_identity_as_uid_65532() -> None:
+    result = _as_nobody("import os; from staticsite_operator.__main__ import prepare; prepare(os.environ); " + IDENTITY)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip(), "kopf computed an empty identity"
