@@ -204,7 +204,7 @@ def test_cluster_wide_mode_renders_cluster_rbac() -> None:
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "rel-staticsite-operator", "namespace": "ops"}]
     assert binding["roleRef"]["name"] == only(docs, "ClusterRole")[0]["metadata"]["name"]
     container = only(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["STATICSITE_NAMESPACES"] == ""  # all namespaces
 
 
@@ -221,7 +221,7 @@ def test_namespaced_mode_renders_a_role_per_namespace_and_nothing_cluster_wide()
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "rel-staticsite-operator",
                                         "namespace": "ops"}]
     container = only(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["STATICSITE_NAMESPACES"] == "team-a,team-b"
 
 
@@ -264,7 +264,7 @@ def test_values_reach_the_deployment() -> None:
     (deployment,) = only(docs, "Deployment")
     pod = deployment["spec"]["template"]
     container = pod["spec"]["containers"][0]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["STATICSITE_METRICS_PORT"] == "0"
     assert env["STATICSITE_LOG_FORMAT"] == "json"
     assert env["STATICSITE_WORKERS"] == "3"
