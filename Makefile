@@ -43,15 +43,15 @@ cluster-down: ## Stop and delete the local cluster
 ##@ Develop
 .PHONY: dev crd lint fmt run
 crd: venv ## Regenerate crds/ and the chart's copy from models.py
-	cd operator && ../$(PY) -m staticsite_operator.crd > ../crds/staticsite.dev_staticsites.yaml
+	cd operator && ../$(PY) -m staticsite_operator.api.crd > ../crds/staticsite.dev_staticsites.yaml
 	cp crds/staticsite.dev_staticsites.yaml charts/staticsite-operator/crds/ 2>/dev/null || true
 
 dev: venv cluster-up ## Cluster + CRD + example sites, then run the operator here (Ctrl-C to stop)
 	KUBECONFIG=$(KUBECONFIG_PATH) kubectl apply --server-side -f crds/
 	KUBECONFIG=$(KUBECONFIG_PATH) kubectl apply -f examples/
 	@echo "operator starting; in another shell: export KUBECONFIG=$(KUBECONFIG_PATH); kubectl get staticsites -A"
-	KUBECONFIG=$(KUBECONFIG_PATH) STATICSITE_METRICS_PORT=9090 $(VENV)/bin/kopf run --standalone --all-namespaces \
-	  --liveness=http://127.0.0.1:8081/healthz -m staticsite_operator.handlers
+	KUBECONFIG=$(KUBECONFIG_PATH) STATICSITE_LISTEN_ADDRESS=127.0.0.1 STATICSITE_HEALTH_PORT=8081 \
+	  $(PY) -m staticsite_operator
 
 lint: venv ## ruff, mypy --strict, the import layering contract
 	$(VENV)/bin/ruff check operator tests bench hack

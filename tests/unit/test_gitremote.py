@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from staticsite_operator import gitremote
-from staticsite_operator.gitremote import GitError, parse_advertisement, resolve_ref
+from staticsite_operator.clients import gitremote
+from staticsite_operator.clients.gitremote import GitError, parse_advertisement, resolve_ref
 
 from .gitserver import GitServer, QuietHandler, http_server, serve_git
 

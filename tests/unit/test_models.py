@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from staticsite_operator import models
+from staticsite_operator.api import models
 
 FILES = {"files": [{"path": "index.html", "content": "x"}]}
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import models
+from ..api import models
 from .templating import ENV, nginx_str
 
 HEALTHZ = "/healthz"

@@ -12,13 +12,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import conditions as c
-from . import gitremote, models
-from .status import Problem
-
-
-class TokenUnavailable(Exception):
-    """The access token named by secretRef cannot be read; the message says why and what to do."""
+from ..api import conditions as c
+from ..api import models
+from .ports import RefResolver, ResolveError, TokenUnavailable
+from .problems import Problem
 
 
 @dataclass(frozen=True)
@@ -37,7 +34,10 @@ class Revision:
 
 
 class Revisions:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    """The commit each git site serves, looked up at most once per `interval` per site."""
+
+    def __init__(self, resolve: RefResolver, clock: Callable[[], float] = time.monotonic) -> None:
+        self._resolve = resolve
         self._clock = clock
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str], _Resolved] = {}
@@ -59,10 +59,10 @@ class Revisions:
         if cached and (cached.url, cached.ref) == (git.url, git.ref) and now - cached.at < interval:
             return Revision(cached.sha, None, interval - (now - cached.at))
         try:
-            sha = gitremote.resolve_ref(git.url, git.ref, token=token())
+            sha = self._resolve(git.url, git.ref, token())
         except TokenUnavailable as exc:
             return Revision(served, Problem(c.SECRET_UNAVAILABLE, str(exc)), interval)
-        except gitremote.GitError as exc:
+        except ResolveError as exc:
             return Revision(served, Problem(c.GIT_RESOLVE_FAILED, f"cannot resolve {git.ref!r}: {exc}"), interval)
         with self._lock:
             self._cache[key] = _Resolved(git.url, git.ref, sha, now)

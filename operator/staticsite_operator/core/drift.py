@@ -6,33 +6,25 @@ object differs from the desired one in a field *we* set. Fields others set (defa
 other controllers, a user's extra labels) are not ours and are ignored, just as
 server-side apply leaves them alone.
 
-ConfigMap payloads are compared by per-key fingerprints (render.data_hashes), which is what the
+ConfigMap payloads are compared by per-key fingerprints (snapshot.data_hashes), which is what the
 index keeps, so 1000 sites' content is not held in memory twice.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
-_SUFFIX = {"m": Decimal("0.001"), "k": Decimal(10**3), "M": Decimal(10**6), "G": Decimal(10**9),
-           "T": Decimal(10**12), "E": Decimal(10**18), "Ki": Decimal(2**10), "Mi": Decimal(2**20),
-           "Gi": Decimal(2**30), "Ti": Decimal(2**40), "Ei": Decimal(2**60)}
+# A pure function; the kubernetes package is imported by the process anyway (the only
+# import of it in the core, allowed by name in the import contract).
+from kubernetes.utils.quantity import parse_quantity
 
 
-def _quantity(value: Any) -> Decimal | None:
-    """Parse a resource quantity ('500m', '0.5', '64Mi', 2), or None if it is not one."""
-    text = str(value)
-    for suffix in sorted(_SUFFIX, key=len, reverse=True):
-        if text.endswith(suffix):
-            try:
-                return Decimal(text[: -len(suffix)]) * _SUFFIX[suffix]
-            except InvalidOperation:
-                return None
+def same_quantity(a: Any, b: Any) -> bool:
+    """'0.5' and '500m' are the same CPU; False when either is not a quantity."""
     try:
-        return Decimal(text)
-    except InvalidOperation:
-        return None
+        return bool(parse_quantity(a) == parse_quantity(b))
+    except ValueError:
+        return False
 
 
 def _empty(value: Any) -> bool:
@@ -79,10 +71,8 @@ def difference(live: Any, desired: Any, path: tuple[str, ...] = ()) -> str | Non
         return None
     if live == desired:
         return None
-    if "resources" in path:  # '0.5' and '500m' are the same CPU
-        a, b = _quantity(live), _quantity(desired)
-        if a is not None and a == b:
-            return None
+    if "resources" in path and same_quantity(live, desired):
+        return None
     return f"{where} ({live!r} != {desired!r})"
 
 

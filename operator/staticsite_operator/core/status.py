@@ -13,17 +13,10 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
-from . import conditions as c
+from ..api import conditions as c
+from ..api import models
 from . import labels as lbl
-from . import models
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Why the operator cannot converge: becomes Degraded=True with this reason."""
-
-    reason: str
-    message: str
+from .problems import Problem
 
 
 @dataclass(frozen=True)

@@ -13,66 +13,41 @@ import datetime
 import json
 import os
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
-from . import __version__, metrics, models
-from .labels import FIELD_MANAGER
+from .. import __version__
+from ..api import models
+from ..core import kinds
+from ..core.labels import FIELD_MANAGER
+from ..core.ports import ApiError
+
+__all__ = ["ApiError", "Kube", "WriteCounter"]
 
 USER_AGENT = f"staticsite-operator/{__version__}"
 
 
-@dataclass(frozen=True)
-class Kind:
-    api_version: str
-    plural: str
-
-    def path(self, namespace: str, name: str | None = None) -> str:
-        base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
-        return f"{base}/namespaces/{namespace}/{self.plural}" + (f"/{name}" if name else "")
-
-
-KINDS = {
-    "ConfigMap": Kind("v1", "configmaps"),
-    "Service": Kind("v1", "services"),
-    "Deployment": Kind("apps/v1", "deployments"),
-    "Ingress": Kind("networking.k8s.io/v1", "ingresses"),
-    "Event": Kind("v1", "events"),
-    "Secret": Kind("v1", "secrets"),
-    models.KIND: Kind(f"{models.GROUP}/{models.VERSION}", models.PLURAL),
-}
-
-
-class ApiError(Exception):
-    """A failed API call. `permanent` means retrying the same request cannot help."""
-
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(f"{status} {reason}: {message}")
-        self.status = status
-        self.reason = reason
-        self.message = message
-
-    @property
-    def permanent(self) -> bool:
-        # 400 Bad Request, 403 Forbidden, 409 Conflict (AlreadyExists / field conflict),
-        # 422 Invalid: the same request fails the same way. 429 and 5xx are transient.
-        return self.status in (400, 403, 404, 409, 422)
-
-
 class WriteCounter:
-    """Counts this process's write requests by (verb, kind); thread-safe."""
+    """Counts this process's write requests by (verb, kind); thread-safe. `on_write` is
+    told of each one (the runtime's staticsite_api_writes_total)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_write: Callable[[str, str], None] | None = None) -> None:
         self._lock = threading.Lock()
+        self._on_write = on_write
         self.counts: dict[tuple[str, str], int] = {}
 
     def add(self, verb: str, kind: str) -> None:
         with self._lock:
             self.counts[verb, kind] = self.counts.get((verb, kind), 0) + 1
-        metrics.API_WRITES.labels(verb, kind).inc()
+        if self._on_write is not None:
+            self._on_write(verb, kind)
+
+    def snapshot(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self.counts)
 
     def total(self) -> int:
         with self._lock:
@@ -82,13 +57,14 @@ class WriteCounter:
 class Kube:
     """A thin, typed wrapper over ApiClient.call_api for the handful of calls we make."""
 
-    def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
+    def __init__(self, api_client: kubernetes.client.ApiClient,
+                 on_write: Callable[[str, str], None] | None = None) -> None:
         self.api = api_client
         self.api.user_agent = USER_AGENT
-        self.writes = WriteCounter()
+        self.writes = WriteCounter(on_write)
 
     @classmethod
-    def from_environment(cls, pool_size: int = 16) -> Kube:
+    def from_environment(cls, pool_size: int = 16, on_write: Callable[[str, str], None] | None = None) -> Kube:
         """In-cluster config when running in a pod, else $KUBECONFIG / ~/.kube/config."""
         config = kubernetes.client.Configuration()
         try:
@@ -99,7 +75,7 @@ class Kube:
                                                client_configuration=config)
         # One pooled connection per worker thread: no reconnects under load.
         config.connection_pool_maxsize = pool_size
-        return cls(kubernetes.client.ApiClient(config))
+        return cls(kubernetes.client.ApiClient(config), on_write)
 
     def _call(self, method: str, path: str, *, body: Any = None, query: list[tuple[str, str]] | None = None,
               content_type: str = "application/json") -> dict[str, Any] | None:
@@ -126,7 +102,7 @@ class Kube:
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return self._call("GET", KINDS[kind].path(namespace, name))
+            return self._call("GET", kinds.BY_NAME[kind].path(namespace, name))
         except ApiError as exc:
             if exc.status == 404:
                 return None
@@ -140,7 +116,7 @@ class Kube:
         """
         kind, meta = obj["kind"], obj["metadata"]
         self.writes.add("apply", kind)
-        result = self._call("PATCH", KINDS[kind].path(meta["namespace"], meta["name"]), body=obj,
+        result = self._call("PATCH", kinds.BY_NAME[kind].path(meta["namespace"], meta["name"]), body=obj,
                             query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
                             content_type="application/apply-patch+yaml")
         assert result is not None
@@ -150,7 +126,7 @@ class Kube:
         """Delete, but only the exact object we saw (UID precondition): never a newer namesake."""
         self.writes.add("delete", kind)
         try:
-            self._call("DELETE", KINDS[kind].path(namespace, name),
+            self._call("DELETE", kinds.BY_NAME[kind].path(namespace, name),
                        body={"preconditions": {"uid": uid}, "propagationPolicy": "Background"})
         except ApiError as exc:
             if exc.status not in (404, 409):
@@ -158,7 +134,7 @@ class Kube:
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         self.writes.add("patch-status", models.KIND)
-        result = self._call("PATCH", KINDS[models.KIND].path(namespace, name) + "/status",
+        result = self._call("PATCH", kinds.STATICSITE.path(namespace, name) + "/status",
                             body={"status": status}, content_type="application/merge-patch+json")
         assert result is not None
         return result
@@ -189,4 +165,4 @@ class Kube:
             "count": 1,
         }
         self.writes.add("create", "Event")
-        self._call("POST", KINDS["Event"].path(meta["namespace"]), body=event)
+        self._call("POST", kinds.EVENT.path(meta["namespace"]), body=event)

@@ -54,7 +54,7 @@ def nginx_regex(value: str) -> str:
 
 
 ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("staticsite_operator", "templates"),
+    loader=jinja2.PackageLoader("staticsite_operator.core", "templates"),
     undefined=jinja2.StrictUndefined,
     autoescape=False,  # noqa: S701 - we render YAML and nginx.conf, not HTML; the filters above quote
     trim_blocks=True,

@@ -27,6 +27,8 @@ from http.client import HTTPException, HTTPMessage
 from typing import IO
 from urllib.parse import urlsplit
 
+from ..core.ports import ResolveError
+
 log = logging.getLogger(__name__)
 
 SHA1 = re.compile(r"[0-9a-fA-F]{40}")
@@ -36,7 +38,7 @@ USER_AGENT = "git/staticsite-operator"  # some hosts only speak the smart protoc
 _ADVERTISEMENT_TYPE = "application/x-git-upload-pack-advertisement"
 
 
-class GitError(Exception):
+class GitError(ResolveError):
     """ls-remote failed. The message is meant for users (status, Events) and holds no credentials."""
 
 

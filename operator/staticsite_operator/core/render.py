@@ -16,8 +16,9 @@ from typing import Any
 
 import yaml
 
+from ..api import models
+from . import kinds
 from . import labels as lbl
-from . import models
 from .nginxconf import render_nginx_conf
 from .templating import ENV
 
@@ -30,9 +31,6 @@ FETCHED_SIZE_LIMIT = "1Gi"
 # parsing was the largest share of a reconcile's CPU (bench/README.md). PyPI's wheels
 # include libyaml; the fallback only keeps a source build working.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-# Apply order: what a Deployment mounts exists before the Deployment does.
-TEMPLATES = ("configmap-content", "configmap-nginx", "service", "deployment", "ingress")
 
 
 class ContentTooLarge(ValueError):
@@ -102,17 +100,6 @@ def content_hash(site: Site) -> str:
     for f in sorted(content.inline.files, key=lambda f: f.path):
         digest.update(json.dumps([f.path, f.content, f.binary_content]).encode())
     return "sha256:" + digest.hexdigest()
-
-
-def data_hashes(data: dict[str, str] | None, binary_data: dict[str, str] | None) -> dict[str, str]:
-    """Per-key fingerprints of a ConfigMap's payload; the controller compares these, not the bytes.
-
-    Per key, because server-side apply leaves keys that others added alone: only the
-    keys we set can drift from what we want.
-    """
-    out = {f"d:{k}": hashlib.sha256(v.encode()).hexdigest()[:32] for k, v in (data or {}).items()}
-    out |= {f"b:{k}": hashlib.sha256(v.encode()).hexdigest()[:32] for k, v in (binary_data or {}).items()}
-    return out
 
 
 def _split_files(inline: models.InlineContent) -> tuple[dict[str, str], dict[str, str], list[dict[str, str]]]:
@@ -212,9 +199,6 @@ def render(site: Site) -> Rendered:
         "resources": _resources(spec),
         "site_root": SITE_ROOT,
     }
-    objects = []
-    for name in TEMPLATES:
-        if (name == "ingress" and not spec.domains) or (name == "configmap-content" and inline is None):
-            continue
-        objects.append(yaml.load(ENV.get_template(f"{name}.yaml.j2").render(context), Loader=_YAML_LOADER))  # noqa: S506
+    objects = [yaml.load(ENV.get_template(f"{child.template}.yaml.j2").render(context), Loader=_YAML_LOADER)  # noqa: S506
+               for child in kinds.CHILDREN if child.wanted(spec)]
     return Rendered(objects=objects, content_hash=chash, checksum=checksum)
