@@ -53,10 +53,11 @@ dev: venv cluster-up ## Cluster + CRD + example sites, then run the operator her
 	KUBECONFIG=$(KUBECONFIG_PATH) STATICSITE_LISTEN_ADDRESS=127.0.0.1 STATICSITE_HEALTH_PORT=8081 \
 	  $(PY) -m staticsite_operator
 
-lint: venv ## ruff, mypy --strict, the import layering contract
+lint: venv ## ruff, mypy --strict, the import layers contract, hadolint
 	$(VENV)/bin/ruff check operator tests bench hack
 	$(VENV)/bin/mypy
 	cd operator && ../$(VENV)/bin/lint-imports --config ../pyproject.toml
+	$(VENV)/bin/hadolint Dockerfile
 
 fmt: venv ## Fix what ruff can fix
 	$(VENV)/bin/ruff check --fix operator tests bench hack

@@ -5,9 +5,9 @@ site or one of its children queues that site (runtime.controller); the queue run
 core's reconcile (core.reconcile) with the real API client (clients.kube).
 
 Every handler here is `async` although none awaits anything: kopf runs sync handlers in
-a thread pool, and the hop costs more than the handler; at a restart over 1000 sites
-the ~6000 listed objects queued for that pool, each event's full body held meanwhile.
-It would also make WorkQueue.add, which is not thread-safe, run outside the event loop.
+a thread pool, and the hop costs more than the handler; at a restart every listed
+object would queue for that pool, each event's full body held meanwhile. It would also
+make WorkQueue.add, which is not thread-safe, run outside the event loop.
 
 There are deliberately no @kopf.on.create/update/resume handlers: those make kopf keep
 a diff base in an annotation (`last-handled-configuration`) and progress markers, a

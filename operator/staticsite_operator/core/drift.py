@@ -7,7 +7,7 @@ other controllers, a user's extra labels) are not ours and are ignored, just as
 server-side apply leaves them alone.
 
 ConfigMap payloads are compared by per-key fingerprints (snapshot.data_hashes), which is what the
-index keeps, so 1000 sites' content is not held in memory twice.
+cache keeps, so the sites' content is not held in memory twice.
 """
 
 from __future__ import annotations

@@ -27,8 +27,8 @@ GIT_TOKEN_DIR = "/etc/staticsite-git"  # noqa: S105 - a mount path, not a secret
 # An emptyDir holds fetched content; this bounds what one pod may write to its node.
 FETCHED_SIZE_LIMIT = "1Gi"
 
-# libyaml's loader parses the rendered manifests ~6x faster than the pure-Python one, and
-# parsing was the largest share of a reconcile's CPU (bench/README.md). PyPI's wheels
+# libyaml's loader parses the rendered manifests several times faster than the
+# pure-Python one, and parsing was the largest share of a reconcile's CPU (bench/README.md). PyPI's wheels
 # include libyaml; the fallback only keeps a source build working.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

@@ -2,7 +2,7 @@
 
 A snapshot is the part of an object the reconcile reads: metadata that decides
 ownership and freshness, and spec and status. A ConfigMap's payload is kept as per-key
-fingerprints instead of bytes, so 1000 sites' content is not held in memory twice; the
+fingerprints instead of bytes, so the sites' content is not held in memory twice; the
 comparison (`out_of_sync`) fingerprints the desired payload the same way. Both live
 here so that the format and its reader cannot drift apart.
 """

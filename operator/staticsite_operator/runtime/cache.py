@@ -31,9 +31,9 @@ def index_id(kind: kinds.Kind) -> str:
 def pack(body: Any) -> str:
     """An index entry: the snapshot as compact JSON, and kopf's copy of the body emptied.
 
-    The indexes hold one entry per site and child, for the life of the process. As
-    nested dicts a Deployment's snapshot takes ~20 KB; as a string, ~4 KB. Decoding
-    the one or two entries a reconcile reads costs microseconds.
+    The indexes hold one entry per site and child, for the life of the process. As a
+    compact string a snapshot takes several times less memory than as nested dicts, and
+    decoding the one or two entries a reconcile reads costs microseconds.
 
     kopf keeps each event's body until the object's event handlers have run, and after
     a restart those wait until every kind is listed: every body of every child, held

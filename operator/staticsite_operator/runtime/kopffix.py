@@ -2,11 +2,10 @@
 
 While the initial listing is indexed, kopf makes one toggle per listed object in a
 ToggleSet, and every object's worker waits on the set. Each make/drop notifies *every*
-waiter, and each waiter re-checks the whole set: O(N²) wake-ups. With 1000 sites (about
-6000 listed objects: sites, four child kinds, pods) a restart took 162 s to reconcile
-every site, nearly all of it spent here. Waiters only ever wait for the aggregate
-state (all toggles on/off), so waking them only when that aggregate flips is
-equivalent, and linear (2000 toggles: 7.9 s -> 0.05 s).
+waiter, and each waiter re-checks the whole set: O(N²) wake-ups, which made a restart
+over many sites spend nearly all its time here (bench/README.md has the figures).
+Waiters only ever wait for the aggregate state (all toggles on/off), so waking them
+only when that aggregate flips is equivalent, and linear.
 
 Applied only to the kopf line it was written against (pinned in pyproject.toml);
 on another version it does nothing and says so, so an upgrade can never half-apply it.

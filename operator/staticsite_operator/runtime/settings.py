@@ -28,7 +28,7 @@ def configure(settings: Any, *, watch_timeout: int, kopf_log_level: str) -> None
         settings.watching.label_selectors[key] = lbl.WATCH_SELECTOR
     settings.watching.label_selectors[kinds.POD.version, kinds.POD.plural] = lbl.PODS_WATCH_SELECTOR
     # List in pages: after a start, each kind's listing would otherwise be one response,
-    # read and parsed whole (~9 MB of JSON for 1000 Deployments).
+    # read and parsed whole, its size growing with the number of sites.
     settings.watching.chunk_size = 200
     # Reconnect watches even if the server keeps them open: a cheap guard against silent
     # stalls behind load balancers (kopf #585, #957).
