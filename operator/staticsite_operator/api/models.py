@@ -16,7 +16,15 @@ import binascii
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 GROUP = "staticsite.dev"
 VERSION = "v1alpha1"
@@ -33,10 +41,23 @@ DEFAULT_FETCHER_IMAGE = "docker.io/alpine/git:2.47.2"
 MAX_CONTENT_BYTES = 1_000_000
 
 # --- Patterns shared with the CRD schema --------------------------------------------
-# RFC 1123 DNS name; a leading "*." wildcard label is allowed for Ingress hosts.
+# RFC 1123 DNS name; a leading "*." wildcard label is allowed for Ingress hosts. The last
+# label starts with a letter (no top-level domain is numeric): an IP address is not a host.
 DOMAIN_PATTERN = (
-    r"^(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+    r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
 )
+# A path that could leave the site root once nginx uses it: a "." or ".." segment, a
+# segment starting with ".." (the ConfigMap volume's own ..data and ..<timestamp>
+# entries), a backslash, or a percent-encoded dot, slash or backslash. Only the part
+# before any "?" or "#" is a path. RE2 and Python read it the same way (CEL and the model).
+UNSAFE_PATH_PATTERN = r"^[^?#]*(?:(?:^|/)\.(?:/|[?#]|$)|(?:^|/)\.\.|\\|%(?:2[eEfF]|5[cC]))"
+UNSAFE_PATH_MESSAGE = ("must not hold '.' or '..' segments, a segment starting with '..', a backslash, "
+                       "or a percent-encoded '.', '/' or '\\'")
+# An annotation key: a Kubernetes qualified name, [prefix/]name, the prefix a DNS subdomain.
+ANNOTATION_KEY_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+ANNOTATION_KEY_LENGTHS = r"^([^/]{1,253}/)?[^/]{1,63}$"  # prefix <= 253, name <= 63
 # A file in the site: relative, '/'-separated, no empty, '.' or '..' segments, and only
 # characters that are safe in a URL path and a filename.
 FILE_PATH_PATTERN = r"^[A-Za-z0-9_@+,=~-][A-Za-z0-9._@+,=~-]*(/[A-Za-z0-9_@+,=~-][A-Za-z0-9._@+,=~-]*)*$"
@@ -65,8 +86,19 @@ RESERVED_HEADERS = frozenset(
      "location", "etag", "last-modified", "content-encoding", "vary", "accept-ranges"}
 )
 
+def confined(what: str, path: str) -> str:
+    """`path`, if nginx cannot be made to leave the site root with it; else ValueError."""
+    if re.match(UNSAFE_PATH_PATTERN, path):
+        raise ValueError(f"{what}: {path!r} {UNSAFE_PATH_MESSAGE}")
+    return path
+
+
+def _confined_file(path: str) -> str:
+    return confined("path", path)
+
+
 Domain = Annotated[str, Field(pattern=DOMAIN_PATTERN, max_length=253)]
-FilePath = Annotated[str, Field(pattern=FILE_PATH_PATTERN, max_length=512)]
+FilePath = Annotated[str, Field(pattern=FILE_PATH_PATTERN, max_length=512), AfterValidator(_confined_file)]
 RedirectStatus = Literal[200, 301, 302, 303, 307, 308]
 
 
@@ -202,6 +234,8 @@ class Redirect(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> Redirect:
+        confined("from", self.from_)
+        confined("to", self.to)
         if "*" in self.from_[:-1]:
             raise ValueError("from: '*' is only allowed as the last character")
         names = set(re.findall(r":([a-z][a-z0-9_]*)", self.from_)) | ({"splat"} if self.from_.endswith("*") else set())
@@ -227,6 +261,11 @@ class HeaderRule(_Model):
         description="Header name -> value. An empty value removes a default header.",
         json_schema_extra={"minProperties": 1, "maxProperties": 32},
     )
+
+    @field_validator("path")
+    @classmethod
+    def _confined(cls, value: str) -> str:
+        return confined("path", value)
 
     @field_validator("set")
     @classmethod
@@ -259,10 +298,20 @@ class Tls(_Model):
 class Ingress(_Model):
     class_name: str | None = Field(default=None, alias="className", max_length=253,
                                    pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-    annotations: dict[str, Annotated[str, Field(max_length=4096)]] = Field(
-        default_factory=dict, description="Passed through to the Ingress.",
+    annotations: dict[Annotated[str, Field(max_length=317)], Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=dict,
+        description="Copied to the Ingress when the platform's policy allows each key (see docs/security.md).",
         json_schema_extra={"maxProperties": 64})
     tls: Tls | None = None
+
+    @field_validator("annotations")
+    @classmethod
+    def _qualified_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not (re.match(ANNOTATION_KEY_PATTERN, key) and re.match(ANNOTATION_KEY_LENGTHS, key)):
+                raise ValueError(f"annotations: {key!r} is not a valid annotation key ([prefix/]name, the prefix "
+                                 "a DNS subdomain of at most 253 characters, the name at most 63 characters)")
+        return value
 
 
 # A Kubernetes resource quantity such as 100m, 64Mi or 2.
@@ -315,6 +364,12 @@ class StaticSiteSpec(_Model):
 CEL_RULES: dict[str, list[dict[str, Any]]] = {
     "StaticSiteSpec": [
         {
+            "rule": "!has(self.routing) || !has(self.routing.notFoundPage) || "
+                    f"!self.routing.notFoundPage.matches({UNSAFE_PATH_PATTERN!r})",
+            "message": f"routing.notFoundPage {UNSAFE_PATH_MESSAGE}",
+            "fieldPath": ".routing.notFoundPage",
+        },
+        {
             "rule": "!has(self.routing) || !has(self.routing.notFoundPage) || !has(self.content.inline) || "
                     "self.content.inline.files.exists(f, f.path == self.routing.notFoundPage)",
             "message": "routing.notFoundPage must name a file in content.inline.files",
@@ -326,10 +381,19 @@ CEL_RULES: dict[str, list[dict[str, Any]]] = {
             "fieldPath": ".ingress.tls",
         },
     ],
+    "Ingress": [
+        {"rule": "!has(self.annotations) || self.annotations.all(k, k.matches(" + repr(ANNOTATION_KEY_PATTERN)
+                 + ") && k.matches(" + repr(ANNOTATION_KEY_LENGTHS) + "))",
+         "message": "annotations: every key must be a qualified name ([prefix/]name, the prefix a DNS subdomain "
+                    "of at most 253 characters, the name at most 63)",
+         "fieldPath": ".annotations"},
+    ],
     "Content": [
         {"rule": "(has(self.inline) ? 1 : 0) + (has(self.git) ? 1 : 0) + (has(self.archive) ? 1 : 0) == 1",
          "message": "content needs exactly one source: inline, git or archive"},
     ],
+    # A file's path needs no CEL rule here: FILE_PATH_PATTERN (checked by the schema, which
+    # is cheaper than CEL over 5000 files) already refuses what UNSAFE_PATH_PATTERN does.
     "File": [
         {"rule": "has(self.content) != has(self.binaryContent)",
          "message": "set exactly one of content and binaryContent"},
@@ -341,6 +405,10 @@ CEL_RULES: dict[str, list[dict[str, Any]]] = {
          "message": "interval must be at least 10s", "fieldPath": ".interval"},
     ],
     "Redirect": [
+        {"rule": f"!self.from.matches({UNSAFE_PATH_PATTERN!r})",
+         "message": f"from {UNSAFE_PATH_MESSAGE}", "fieldPath": ".from"},
+        {"rule": f"!self.to.matches({UNSAFE_PATH_PATTERN!r})",
+         "message": f"to {UNSAFE_PATH_MESSAGE}", "fieldPath": ".to"},
         {"rule": "!has(self.status) || self.status != 200 || self.to.startsWith('/')",
          "message": "a 200 rewrite must target a path on this site, not a URL", "fieldPath": ".to"},
         {"rule": "!self.from.substring(0, size(self.from) - 1).contains('*')",
@@ -349,6 +417,8 @@ CEL_RULES: dict[str, list[dict[str, Any]]] = {
          "message": "/healthz is reserved for the health probe", "fieldPath": ".from"},
     ],
     "HeaderRule": [
+        {"rule": f"!self.path.matches({UNSAFE_PATH_PATTERN!r})",
+         "message": f"path {UNSAFE_PATH_MESSAGE}", "fieldPath": ".path"},
         {"rule": 'self.set.all(k, k.matches("' + HEADER_NAME_PATTERN + '"))',
          "message": "set: header names must be HTTP tokens (letters, digits and !#%&'*+.^_`|~-)",
          "fieldPath": ".set"},
