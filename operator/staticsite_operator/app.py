@@ -38,7 +38,7 @@ from .core.reconcile import Reconciler
 from .core.status import fetch_failure
 from .runtime import kopffix, metrics
 from .runtime import settings as runtime_settings
-from .runtime.cache import PODS_INDEX, SITES_INDEX, Cache, index_id, pack
+from .runtime.cache import DOMAINS_INDEX, PODS_INDEX, SITES_INDEX, Cache, index_id, pack
 from .runtime.controller import Controller
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,21 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 
 # --- indexes: the cache ------------------------------------------------------------
+def claimed_domains(body: Mapping[str, Any]) -> frozenset[str]:
+    """A site being deleted has let go of its domains."""
+    if body.get("metadata", {}).get("deletionTimestamp"):
+        return frozenset()
+    return frozenset((body.get("spec") or {}).get("domains") or ())
+
+
+# Registered before index_site, whose pack() releases the body's spec: kopf runs one
+# resource's index handlers in the order they were registered (a test checks it).
+@kopf.index(models.GROUP, models.VERSION, models.PLURAL, id=DOMAINS_INDEX)
+async def index_domains(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    created = body["metadata"].get("creationTimestamp", "")
+    return dict.fromkeys(claimed_domains(body), (created, namespace, name))
+
+
 @kopf.index(models.GROUP, models.VERSION, models.PLURAL, id=SITES_INDEX)
 async def index_site(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, name): pack(body)}
@@ -112,9 +127,14 @@ async def on_pod(namespace: str | None, labels: Mapping[str, str], status: Mappi
 
 
 @kopf.on.event(models.GROUP, models.VERSION, models.PLURAL)
-async def on_site(namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
+async def on_site(namespace: str | None, name: str, event: kopf.RawEvent, memo: Any, **kwargs: Any) -> None:
     memo.cache.bind(kwargs)
     memo.controller.enqueue((namespace, name))
+    # Its spec is in the cache (kopf's copy was released); a deleted site claims nothing.
+    site = memo.cache.site(namespace, name) if event.get("type") != "DELETED" else None
+    for domain in memo.cache.domains_changed((namespace, name), claimed_domains(site or {})):
+        for claim in memo.cache.claimants(domain):
+            memo.controller.enqueue((claim.namespace, claim.name))
 
 
 async def _on_child(kind: str, namespace: str | None, name: str, labels: Mapping[str, str], event: kopf.RawEvent,

@@ -15,6 +15,7 @@ from typing import Any
 
 from staticsite_operator.api import models
 from staticsite_operator.core import labels
+from staticsite_operator.core.domains import Claim
 from staticsite_operator.core.ports import ApiError, Obj
 from staticsite_operator.core.snapshot import snapshot
 
@@ -22,11 +23,11 @@ SITE_UID = "site-uid-1"
 
 
 def site(name: str = "web", namespace: str = "ns", generation: int = 1, uid: str = SITE_UID,
-         status: dict[str, Any] | None = None, **spec: Any) -> Obj:
+         status: dict[str, Any] | None = None, created: str = "2026-01-01T00:00:00Z", **spec: Any) -> Obj:
     spec = spec or {"content": {"inline": {"files": [{"path": "index.html", "content": "<h1>hi</h1>"}]}}}
     obj: Obj = {"apiVersion": f"{models.GROUP}/{models.VERSION}", "kind": models.KIND,
                 "metadata": {"name": name, "namespace": namespace, "uid": uid, "generation": generation,
-                             "resourceVersion": "1", "creationTimestamp": "2026-01-01T00:00:00Z"},
+                             "resourceVersion": "1", "creationTimestamp": created},
                 "spec": spec}
     if status is not None:
         obj["status"] = status
@@ -85,6 +86,12 @@ class Cluster:
 
     def fetch_failures(self, namespace: str, site: str) -> list[dict[str, Any]]:
         return list(self.failures.get((namespace, site), []))
+
+    def claimants(self, domain: str) -> list[Claim]:
+        return [Claim(o["metadata"].get("creationTimestamp", ""), ns, name)
+                for (kind, ns, name), o in self.objects.items()
+                if kind == models.KIND and domain in (o.get("spec") or {}).get("domains", [])
+                and not o["metadata"].get("deletionTimestamp")]
 
     def wrote(self, obj: Obj) -> None:
         pass  # writes land in `objects` at once: the watch is never behind here

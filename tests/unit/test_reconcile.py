@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from staticsite_operator.api import conditions as c
+from staticsite_operator.api import models
 from staticsite_operator.core import kinds, problems, render
 from staticsite_operator.core.ports import ApiError, ResolveError
 from staticsite_operator.core.problems import Problem
@@ -255,3 +256,61 @@ def test_a_deleted_site_is_forgotten_and_nothing_is_written() -> None:
     cluster = Cluster()
     outcome = reconciler(cluster).reconcile("ns", "gone")
     assert (outcome.ready, outcome.recheck, cluster.calls) == (None, None, [])
+
+
+# --- the platform's policy and domain claims (tenant security) ----------------------------
+def test_a_spec_the_policy_refuses_is_not_applied_and_the_site_keeps_serving() -> None:
+    cluster = Cluster()
+    cluster.put(site())
+    reconcile = reconciler(cluster)
+    reconcile.reconcile("ns", "web")
+    cluster.roll_out()
+    reconcile.reconcile("ns", "web")
+    served = cluster.objects["Deployment", "ns", "web"]["spec"]
+    files = {"inline": {"files": [{"path": "index.html", "content": "new"}]}}
+    cluster.put(site(generation=2, content=files, domains=["web.example.com"],
+                     ingress={"annotations": {"nginx.ingress.kubernetes.io/server-snippet": "return 200 pwned;"}}))
+    cluster.calls.clear()
+    reconcile.reconcile("ns", "web")
+    assert [c.verb for c in cluster.writes()] == ["patch-status", "event"], "no child was written"
+    assert ("Ingress", "ns", "web") not in cluster.objects, "the refused key was never copied"
+    assert cluster.objects["Deployment", "ns", "web"]["spec"] == served
+    degraded = cluster.condition(c.DEGRADED)
+    assert (degraded["status"], degraded["reason"]) == ("True", c.ANNOTATION_NOT_ALLOWED)
+    assert "server-snippet" in degraded["message"]
+    assert cluster.events() == [c.ANNOTATION_NOT_ALLOWED]
+
+
+def test_an_image_the_policy_refuses_is_never_run() -> None:
+    cluster = Cluster()
+    files = {"inline": {"files": [{"path": "index.html", "content": "x"}]}}
+    cluster.put(site(content=files, nginx={"image": "docker.io/anyone/anything:latest"}))
+    reconciler(cluster).reconcile("ns", "web")
+    assert not [c for c in cluster.calls if c.verb == "apply"]
+    assert cluster.condition(c.DEGRADED)["reason"] == c.IMAGE_NOT_ALLOWED
+
+
+def test_the_later_claimant_of_a_domain_gets_no_ingress_rule_until_the_owner_lets_go() -> None:
+    files = {"inline": {"files": [{"path": "index.html", "content": "x"}]}}
+    cluster = Cluster()
+    cluster.put(site(name="a", namespace="team-a", uid="uid-a", content=files,
+                     domains=["docs.example.com"], created="2026-01-01T00:00:00Z"))
+    cluster.put(site(name="b", namespace="team-b", uid="uid-b", content=files,
+                     domains=["docs.example.com", "b.example.com"], created="2026-01-02T00:00:00Z"))
+    reconcile = reconciler(cluster)
+    reconcile.reconcile("team-a", "a")
+    reconcile.reconcile("team-b", "b")
+    hosts = [r["host"] for r in cluster.objects["Ingress", "team-b", "b"]["spec"]["rules"]]
+    assert hosts == ["b.example.com"]
+    degraded = next(x for x in cluster.status("b", "team-b")["conditions"] if x["type"] == c.DEGRADED)
+    assert degraded["reason"] == c.DOMAIN_CONFLICT and "team-a" not in degraded["message"]
+    assert cluster.status("b", "team-b")["url"] == "http://b.example.com"
+    # The owner goes: the next claimant gets the domain on its next reconcile.
+    del cluster.objects[models.KIND, "team-a", "a"]
+    reconcile.reconcile("team-b", "b")
+    hosts = [r["host"] for r in cluster.objects["Ingress", "team-b", "b"]["spec"]["rules"]]
+    assert hosts == ["docs.example.com", "b.example.com"]
+    assert next(x for x in cluster.status("b", "team-b")["conditions"] if x["type"] == c.DEGRADED)["status"] == "False"
+    cluster.calls.clear()
+    reconcile.reconcile("team-b", "b")
+    assert cluster.writes() == [], "nothing is written while nothing changes"

@@ -29,3 +29,15 @@ CHECKSUM_MISMATCH = "ChecksumMismatch"     # Degraded=True: the archive's SHA-25
 FETCH_FAILED = "FetchFailed"               # Degraded=True: the init container could not fetch the content
 REVISION_NOT_FOUND = "RevisionNotFound"    # Degraded=True: the pinned commit is not on the server (init exit 43)
 AUTHENTICATION_FAILED = "AuthenticationFailed"  # Degraded=True: the server refused the token (init exit 44)
+
+# The platform's policy (core.policy): a spec that breaks it is not applied at all; the
+# site keeps what it served before. Admission refuses the same specs when the chart's
+# ValidatingAdmissionPolicy is installed.
+ANNOTATION_NOT_ALLOWED = "AnnotationNotAllowed"    # an Ingress annotation key the policy refuses
+IMAGE_NOT_ALLOWED = "ImageNotAllowed"              # spec.nginx.image is not an allowed image
+INGRESS_CLASS_NOT_ALLOWED = "IngressClassNotAllowed"
+LIMIT_EXCEEDED = "LimitExceeded"                   # replicas or resources above the platform's bounds
+SOURCE_NOT_ALLOWED = "SourceNotAllowed"            # a git or archive host the operator may not contact
+# Domains: the site is served without the host, and says why.
+DOMAIN_NOT_ALLOWED = "DomainNotAllowed"            # outside the namespace's allowance
+DOMAIN_CONFLICT = "DomainConflict"                 # claimed earlier by another StaticSite

@@ -7,6 +7,11 @@ v2) returns every ref and its commit, which is all that resolving a branch or ta
 The pods then fetch exactly that commit (templates/fetch-git.sh), so the SHA returned
 here is what gets served.
 
+Outbound requests go through the egress guard (clients.egress): every connection, the
+first and each redirect, is to an address the platform's policy allows, and every failure
+to get a git answer reads the same to the tenant (an open port and a closed one look
+alike; the operator's log has the detail, for the platform team).
+
 Credentials: a token goes as HTTP basic auth, `x-access-token:<token>` (GitHub, GitLab,
 Gitea, and a plain `git http-backend` behind basic auth accept it), only to the origin
 of `url`: it is dropped on a redirect to another scheme, host or port. It never appears
@@ -17,6 +22,8 @@ are refused, so the URL in a message is always safe to show.
 from __future__ import annotations
 
 import base64
+import functools
+import http.client
 import logging
 import re
 import time
@@ -24,10 +31,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from http.client import HTTPException, HTTPMessage
-from typing import IO
+from typing import IO, Any
 from urllib.parse import urlsplit
 
-from ..core.ports import ResolveError
+from ..core.policy import Policy
+from ..core.ports import ResolveError, SourceRefused
+from .egress import Guard
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +49,14 @@ _ADVERTISEMENT_TYPE = "application/x-git-upload-pack-advertisement"
 
 class GitError(ResolveError):
     """ls-remote failed. The message is meant for users (status, Events) and holds no credentials."""
+
+
+class _NoAnswer(GitError):
+    """No git repository answered (the cause is logged, not shown)."""
+
+
+NO_ANSWER = ("no git repository answered over smart HTTP: check the url, that the repository exists, "
+             "and secretRef if it is private")
 
 
 def validate_url(url: str) -> None:
@@ -63,21 +80,23 @@ def validate_url(url: str) -> None:
         raise GitError("git url: a query string or fragment is not supported")
 
 
-def resolve_ref(url: str, ref: str, *, token: str | None = None, timeout: float = 10.0) -> str:
+def resolve_ref(url: str, ref: str, *, token: str | None = None, timeout: float = 10.0,
+                guard: Guard | None = None) -> str:
     """The commit SHA (40 lower-case hex digits) that `ref` names in the repository at `url`.
 
     A 40-hex `ref` is a pinned commit: returned lower-cased, without any network access.
     Otherwise the first of these that the server advertises wins: `ref` as a full refname
     (e.g. refs/heads/main, refs/pull/1/head, HEAD), refs/heads/{ref}, refs/tags/{ref}; an
     annotated tag resolves to the commit it points to. `token` (whitespace is removed) is
-    the Secret's `token`; `timeout` bounds each network operation and the whole read.
+    the Secret's `token`; `timeout` bounds each network operation and the whole read;
+    `guard` decides which addresses may be contacted (default: public addresses only).
     """
     validate_url(url)
     if SHA1.fullmatch(ref):
         return ref.lower()
     if not ref or len(ref) > 1024 or any(c.isspace() or not c.isprintable() for c in ref):
         raise GitError("git ref: must be a branch, tag, refname or commit SHA, without spaces")
-    refs = ls_remote(url, token=token, timeout=timeout)
+    refs = ls_remote(url, token=token, timeout=timeout, guard=guard)
     for name in (ref, f"refs/heads/{ref}", f"refs/tags/{ref}"):
         if name in refs:
             log.debug("git %s: %s is %s", url, name, refs[name])
@@ -85,12 +104,16 @@ def resolve_ref(url: str, ref: str, *, token: str | None = None, timeout: float 
     raise GitError(_not_found(url, ref, refs))
 
 
-def ls_remote(url: str, *, token: str | None = None, timeout: float = 10.0) -> dict[str, str]:
+def ls_remote(url: str, *, token: str | None = None, timeout: float = 10.0,
+              guard: Guard | None = None) -> dict[str, str]:
     """Every ref the server advertises -> its commit (an annotated tag -> the commit it tags)."""
     validate_url(url)
     token = "".join((token or "").split()) or None
     try:
-        return parse_advertisement(_get_advertisement(url, token, timeout))
+        return parse_advertisement(_get_advertisement(url, token, timeout, guard or Guard(Policy())))
+    except _NoAnswer as exc:
+        log.info("git %s: %s", urlsplit(url).hostname, exc)  # the detail, for the platform team only
+        raise GitError(f"{url}: {NO_ANSWER}") from None
     except GitError as exc:
         message = f"{url}: {exc}"
         if token:  # belt and braces: a server could echo what it was sent
@@ -120,7 +143,7 @@ def parse_advertisement(data: bytes) -> dict[str, str]:
         if not sep or not SHA1.fullmatch(oid.decode("ascii", "replace")):
             if re.fullmatch(rb"[0-9a-f]{64}", oid):
                 raise GitError("SHA-256 repositories are not supported")
-            raise GitError("malformed ref advertisement")
+            raise _NoAnswer("malformed ref advertisement")
         if text.endswith("^{}"):
             peeled[text[:-3]] = oid.decode().lower()
         elif text != "capabilities^{}":  # the placeholder an empty repository sends
@@ -135,14 +158,14 @@ def _pkt_lines(data: bytes) -> Iterator[bytes | None]:
     while pos < len(data):
         head = data[pos:pos + 4]
         if not re.fullmatch(rb"[0-9a-fA-F]{4}", head):
-            raise GitError("not a git smart HTTP answer (bad pkt-line)")
+            raise _NoAnswer("not a git smart HTTP answer (bad pkt-line)")
         size = int(head, 16)
         if size == 0:
             yield None
             pos += 4
             continue
         if size < 4 or pos + size > len(data):
-            raise GitError("not a git smart HTTP answer (truncated or unexpected pkt-line)")
+            raise _NoAnswer("not a git smart HTTP answer (truncated or unexpected pkt-line)")
         yield data[pos + 4:pos + size]
         pos += size
 
@@ -169,44 +192,78 @@ class _SameOriginAuth(urllib.request.HTTPRedirectHandler):
         return new
 
 
-def _get_advertisement(url: str, token: str | None, timeout: float) -> bytes:
+class _GuardedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, guard: Guard) -> None:
+        super().__init__()
+        self._guard = guard
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(functools.partial(_connection, http.client.HTTPConnection, self._guard), req)
+
+
+class _GuardedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, guard: Guard) -> None:
+        super().__init__()
+        self._guard = guard
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(functools.partial(_connection, http.client.HTTPSConnection, self._guard), req,
+                            context=self._context)  # type: ignore[attr-defined]
+
+
+def _connection(cls: type[http.client.HTTPConnection], guard: Guard, host: str, **kwargs: Any) -> Any:
+    """An http.client connection whose socket goes to the address the guard checked
+    (HTTPSConnection still verifies the certificate against the host name)."""
+    conn = cls(host, **kwargs)
+    conn._create_connection = guard.create_connection  # type: ignore[attr-defined]
+    return conn
+
+
+def _get_advertisement(url: str, token: str | None, timeout: float, guard: Guard) -> bytes:
     headers = {"User-Agent": USER_AGENT, "Accept": f"{_ADVERTISEMENT_TYPE}, */*", "Cache-Control": "no-cache"}
     if token:
         headers["Authorization"] = f"Basic {_basic(token)}"
     # S310: validate_url admitted http(s) only, and _SameOriginAuth keeps redirects there.
     request = urllib.request.Request(url.rstrip("/") + "/info/refs?service=git-upload-pack",  # noqa: S310
                                      headers=headers)
+    # No proxy: a proxy from the environment would be contacted instead of the checked address.
+    opener = urllib.request.OpenerDirector()
+    for handler in (urllib.request.ProxyHandler({}), _GuardedHTTPHandler(guard), _GuardedHTTPSHandler(guard),
+                    urllib.request.HTTPDefaultErrorHandler(), _SameOriginAuth(), urllib.request.HTTPErrorProcessor()):
+        opener.add_handler(handler)
     deadline = time.monotonic() + timeout
     try:
-        with urllib.request.build_opener(_SameOriginAuth()).open(request, timeout=timeout) as resp:
+        with opener.open(request, timeout=timeout) as resp:
             if resp.headers.get_content_type() != _ADVERTISEMENT_TYPE:
-                raise GitError("not a git repository served over smart HTTP "
-                               f"(the answer was {resp.headers.get_content_type()})")
+                raise _NoAnswer("not a git repository served over smart HTTP "
+                                f"(the answer was {resp.headers.get_content_type()})")
             data = bytearray()
             while chunk := resp.read(1 << 16):
                 data += chunk
                 if len(data) > MAX_ADVERTISEMENT_BYTES:
                     raise GitError(f"the ref advertisement is larger than {MAX_ADVERTISEMENT_BYTES} bytes")
                 if time.monotonic() > deadline:
-                    raise GitError(f"timed out after {timeout:g}s")
+                    raise _NoAnswer(f"timed out after {timeout:g}s")
             return bytes(data)
+    except SourceRefused:
+        raise
     except urllib.error.HTTPError as exc:
         exc.close()
-        raise GitError(_http_error(exc.code, token)) from None
+        raise _NoAnswer(_http_error(exc.code, token)) from None
     except urllib.error.URLError as exc:
-        raise GitError(f"cannot connect: {_printable(str(exc.reason).encode())}") from None
+        if isinstance(exc.reason, SourceRefused):
+            raise exc.reason from None
+        raise _NoAnswer(f"cannot connect: {_printable(str(exc.reason).encode())}") from None
     except TimeoutError:
-        raise GitError(f"timed out after {timeout:g}s") from None
+        raise _NoAnswer(f"timed out after {timeout:g}s") from None
     except (OSError, HTTPException) as exc:
-        raise GitError(f"network error: {_printable(str(exc).encode()) or type(exc).__name__}") from None
+        raise _NoAnswer(f"network error: {_printable(str(exc).encode()) or type(exc).__name__}") from None
 
 
 def _http_error(code: int, token: str | None) -> str:
     if code in (401, 403):
         sent = "the token was refused" if token else "no token was sent"
-        return f"authentication required or refused (HTTP {code}, {sent}): check secretRef"
-    if code == 404:
-        return "repository not found (HTTP 404): check the url, and secretRef if the repository is private"
+        return f"authentication required or refused (HTTP {code}, {sent})"
     if 300 <= code < 400:
         return f"redirect not followed (HTTP {code})"  # urllib's message would name the target URL
     return f"the server answered HTTP {code}"

@@ -14,17 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-# A pure function; the kubernetes package is imported by the process anyway (the only
-# import of it in the core, allowed by name in the import contract).
-from kubernetes.utils.quantity import parse_quantity
-
-
-def same_quantity(a: Any, b: Any) -> bool:
-    """'0.5' and '500m' are the same CPU; False when either is not a quantity."""
-    try:
-        return bool(parse_quantity(a) == parse_quantity(b))
-    except ValueError:
-        return False
+from . import quantity
 
 
 def _empty(value: Any) -> bool:
@@ -71,7 +61,7 @@ def difference(live: Any, desired: Any, path: tuple[str, ...] = ()) -> str | Non
         return None
     if live == desired:
         return None
-    if "resources" in path and same_quantity(live, desired):
+    if "resources" in path and quantity.same(live, desired):
         return None
     return f"{where} ({live!r} != {desired!r})"
 

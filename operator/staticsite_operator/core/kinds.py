@@ -49,21 +49,22 @@ STATICSITE = Kind(models.KIND, models.GROUP, models.VERSION, models.PLURAL)
 class Child:
     """One object a StaticSite owns."""
 
-    template: str                                                 # templates/<template>.yaml.j2
+    template: str                                   # templates/<template>.yaml.j2
     kind: Kind
-    when: Callable[[models.StaticSiteSpec], bool] | None = None  # None: every site has it
+    when: Callable[[models.StaticSiteSpec, tuple[str, ...]], bool] | None = None  # (spec, hosts); None: always
 
-    def wanted(self, spec: models.StaticSiteSpec) -> bool:
-        return self.when is None or self.when(spec)
+    def wanted(self, spec: models.StaticSiteSpec, hosts: tuple[str, ...]) -> bool:
+        """`hosts`: the domains the site may serve (core.domains)."""
+        return self.when is None or self.when(spec, hosts)
 
 
 # In apply order: what a Deployment mounts exists before the Deployment does.
 CHILDREN: tuple[Child, ...] = (
-    Child("configmap-content", CONFIGMAP, when=lambda spec: spec.content.inline is not None),
+    Child("configmap-content", CONFIGMAP, when=lambda spec, hosts: spec.content.inline is not None),
     Child("configmap-nginx", CONFIGMAP),
     Child("service", SERVICE),
     Child("deployment", DEPLOYMENT),
-    Child("ingress", INGRESS, when=lambda spec: bool(spec.domains)),
+    Child("ingress", INGRESS, when=lambda spec, hosts: bool(hosts)),
 )
 
 # The kinds of CHILDREN, each once, in apply order.

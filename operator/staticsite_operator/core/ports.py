@@ -7,7 +7,10 @@ The core defines them; `runtime.cache` implements `View` and `clients.kube` impl
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .domains import Claim
 
 Obj = dict[str, Any]
 
@@ -32,6 +35,11 @@ class ResolveError(Exception):
     """A git ref could not be resolved. The message is for users: it holds no credentials."""
 
 
+class SourceRefused(ResolveError):
+    """The platform's policy forbids contacting the source's address (a private, loopback,
+    link-local or cluster address, after DNS and on every redirect)."""
+
+
 class TokenUnavailable(Exception):
     """The access token named by secretRef cannot be read; the message says why and what to do."""
 
@@ -43,6 +51,7 @@ class View(Protocol):
     def child(self, kind: str, namespace: str, site: str, name: str) -> Obj | None: ...
     def children(self, namespace: str, site: str) -> list[Obj]: ...
     def fetch_failures(self, namespace: str, site: str) -> list[dict[str, Any]]: ...
+    def claimants(self, domain: str) -> list[Claim]: ...
     def wrote(self, obj: Obj) -> None: ...
     def deleted(self, kind: str, namespace: str, name: str) -> None: ...
 

@@ -26,9 +26,16 @@ class Problem:
 # fixed), then what stops a child from being applied, then what the pods report.
 PRECEDENCE: tuple[str, ...] = (
     c.INVALID_SPEC,
+    c.ANNOTATION_NOT_ALLOWED,
+    c.IMAGE_NOT_ALLOWED,
+    c.INGRESS_CLASS_NOT_ALLOWED,
+    c.LIMIT_EXCEEDED,
+    c.SOURCE_NOT_ALLOWED,
     c.CONTENT_TOO_LARGE,
     c.NAME_CONFLICT,
     c.APPLY_FAILED,
+    c.DOMAIN_NOT_ALLOWED,
+    c.DOMAIN_CONFLICT,
     c.SECRET_UNAVAILABLE,
     c.GIT_RESOLVE_FAILED,
     c.CHECKSUM_MISMATCH,

@@ -1,6 +1,7 @@
 """Reconcile one StaticSite: a pipeline from what the watches saw to the writes that remain.
 
-    parse -> resolve the source -> render -> sync children -> compute status -> post Events
+    parse -> check the platform's policy -> resolve the source -> grant domains -> render
+          -> sync children -> compute status -> post Events
 
 Level-based, not edge-based: the input is the site and its children as the watches
 last saw them (a `View`), never a diff of the spec. So no diff base is stored, a restart
@@ -22,8 +23,9 @@ import pydantic
 
 from ..api import conditions as c
 from ..api import models
-from . import drift, events, kinds, problems, render, snapshot, status
+from . import domains, drift, events, kinds, problems, render, snapshot, status
 from .events import Changes
+from .policy import Policy
 from .ports import ApiError, Client, Obj, RefResolver, TokenUnavailable, View
 from .problems import Problem
 from .revisions import Revisions
@@ -63,10 +65,11 @@ def parse(site: Obj) -> tuple[models.StaticSiteSpec | None, Problem | None]:
 
 class Reconciler:
     def __init__(self, view: View, client: Client, resolve: RefResolver,
-                 images: render.Images | None = None) -> None:
+                 images: render.Images | None = None, policy: Policy | None = None) -> None:
         self.view = view
         self.client = client
         self.images = images or render.Images()
+        self.policy = policy or Policy(default_image=self.images.nginx)
         self.revisions = Revisions(resolve)
 
     def reconcile(self, namespace: str, name: str) -> Outcome:
@@ -78,10 +81,14 @@ class Reconciler:
         previous: dict[str, Any] | None = site.get("status")
         changes = Changes()
         spec, parse_problem = parse(site)
-        source, rendered, render_problem, sync_problem, fetch_problem = Source(None, None, None), None, None, None, None
-        if spec is not None:
+        # A spec the policy refuses is not applied at all: the site keeps what it served.
+        policy_problem = self.policy.check(spec) if spec is not None else None
+        source, grant = Source(None, None, None), domains.Grant((), None)
+        rendered, render_problem, sync_problem, fetch_problem = None, None, None, None
+        if spec is not None and policy_problem is None:
             source = self._source(site, spec)
-            rendered, render_problem = self._render(site, spec, source.revision)
+            grant = self._grant(site, spec)
+            rendered, render_problem = self._render(site, spec, source.revision, grant.hosts)
         if rendered is not None:
             sync_problem = self._sync(site, rendered, changes)
             fetch_problem = self._fetch_problem(namespace, name, rendered.checksum)
@@ -91,8 +98,10 @@ class Reconciler:
             checksum=rendered.checksum if rendered else None,
             content_hash=rendered.content_hash if rendered else None,
             deployment=self.view.child("Deployment", namespace, name, name),
-            problem=problems.most_severe([parse_problem, sync_problem, render_problem, source.problem, fetch_problem]),
+            problem=problems.most_severe([parse_problem, policy_problem, sync_problem, render_problem,
+                                          grant.problem, source.problem, fetch_problem]),
             revision=source.revision if rendered else (previous or {}).get("revision"),
+            hosts=grant.hosts if rendered else None,
         ), previous)
         if not status.same(previous, new):
             self.view.wrote(self.client.patch_status(namespace, name, new))
@@ -111,12 +120,18 @@ class Reconciler:
                                      token=lambda: self._token(meta["namespace"], git.secret_ref))
         return Source(rev.sha, rev.problem, rev.recheck_in)
 
-    def _render(self, site: Obj, spec: models.StaticSiteSpec,
-                revision: str | None) -> tuple[render.Rendered | None, Problem | None]:
+    def _grant(self, site: Obj, spec: models.StaticSiteSpec) -> domains.Grant:
+        """The domains this site may serve: allowed for its namespace, and not claimed first by another."""
+        meta = site["metadata"]
+        me = domains.Claim(meta.get("creationTimestamp", ""), meta["namespace"], meta["name"])
+        return domains.grant(me, spec.domains, self.view.claimants, self.policy)
+
+    def _render(self, site: Obj, spec: models.StaticSiteSpec, revision: str | None,
+                hosts: tuple[str, ...]) -> tuple[render.Rendered | None, Problem | None]:
         meta = site["metadata"]
         try:
             return render.render(render.Site(meta["name"], meta["namespace"], meta["uid"], spec, revision,
-                                             self.images)), None
+                                             self.images, hosts)), None
         except render.ContentTooLarge as exc:
             return None, Problem(c.CONTENT_TOO_LARGE, str(exc))
         except render.NotResolved as exc:

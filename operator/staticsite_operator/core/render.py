@@ -59,6 +59,11 @@ class Site:
     spec: models.StaticSiteSpec
     revision: str | None = None  # the commit a git source is pinned to (resolved by the controller)
     images: Images = Images()
+    hosts: tuple[str, ...] | None = None  # the domains the site may serve (core.domains); None: all of them
+
+    @property
+    def served_hosts(self) -> tuple[str, ...]:
+        return tuple(self.spec.domains) if self.hosts is None else self.hosts
 
 
 @dataclass(frozen=True)
@@ -198,7 +203,8 @@ def render(site: Site) -> Rendered:
         "checksum_annotation": lbl.CHECKSUM_ANNOTATION,
         "resources": _resources(spec),
         "site_root": SITE_ROOT,
+        "hosts": list(site.served_hosts),
     }
     objects = [yaml.load(ENV.get_template(f"{child.template}.yaml.j2").render(context), Loader=_YAML_LOADER)  # noqa: S506
-               for child in kinds.CHILDREN if child.wanted(spec)]
+               for child in kinds.CHILDREN if child.wanted(spec, site.served_hosts)]
     return Rendered(objects=objects, content_hash=chash, checksum=checksum)

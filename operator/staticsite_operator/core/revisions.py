@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..api import conditions as c
 from ..api import models
-from .ports import RefResolver, ResolveError, TokenUnavailable
+from .ports import RefResolver, ResolveError, SourceRefused, TokenUnavailable
 from .problems import Problem
 
 
@@ -62,6 +62,8 @@ class Revisions:
             sha = self._resolve(git.url, git.ref, token())
         except TokenUnavailable as exc:
             return Revision(served, Problem(c.SECRET_UNAVAILABLE, str(exc)), interval)
+        except SourceRefused as exc:
+            return Revision(served, Problem(c.SOURCE_NOT_ALLOWED, str(exc)), interval)
         except ResolveError as exc:
             return Revision(served, Problem(c.GIT_RESOLVE_FAILED, f"cannot resolve {git.ref!r}: {exc}"), interval)
         with self._lock:

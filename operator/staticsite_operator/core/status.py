@@ -30,16 +30,19 @@ class Observed:
     deployment: dict[str, Any] | None
     problem: Problem | None
     revision: str | None = None             # the git commit pinned in the pod template
+    hosts: tuple[str, ...] | None = None    # the domains the site serves (core.domains); None: spec.domains
 
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def url_of(name: str, namespace: str, spec: models.StaticSiteSpec | None) -> str:
-    if spec and spec.domains:
+def url_of(name: str, namespace: str, spec: models.StaticSiteSpec | None,
+           hosts: tuple[str, ...] | None = None) -> str:
+    served = (tuple(spec.domains) if spec else ()) if hosts is None else hosts
+    if spec and served:
         scheme = "https" if spec.ingress.tls else "http"
-        return f"{scheme}://{spec.domains[0].replace('*.', 'www.', 1)}"
+        return f"{scheme}://{served[0].replace('*.', 'www.', 1)}"
     return f"http://{name}.{namespace}.svc"
 
 
@@ -103,7 +106,7 @@ def compute(obs: Observed, previous: dict[str, Any] | None) -> dict[str, Any]:
     result: dict[str, Any] = {
         "observedGeneration": obs.generation,
         "conditions": out_conds,
-        "url": url_of(obs.name, obs.namespace, obs.spec),
+        "url": url_of(obs.name, obs.namespace, obs.spec, obs.hosts),
         "replicas": dep_status.get("replicas", 0),
         "readyReplicas": dep_status.get("readyReplicas", 0),
         "selector": lbl.selector_string(obs.name),

@@ -16,9 +16,11 @@ from typing import Any
 from ..api import models
 from ..core import kinds, snapshot
 from ..core import labels as lbl
+from ..core.domains import Claim
 from ..core.ports import Obj
 
 SITES_INDEX = "staticsites_idx"
+DOMAINS_INDEX = "domains_idx"
 PODS_INDEX = "fetchfailures_idx"
 ObjKey = tuple[str, str, str]  # kind, namespace, name
 
@@ -56,6 +58,7 @@ class Cache:
         self.indexes: dict[str, Any] = {}
         self._written: dict[ObjKey, Obj] = {}
         self._lock = threading.Lock()
+        self._domains: dict[tuple[str, str], frozenset[str]] = {}  # the domains each site claimed last
 
     def bind(self, handler_kwargs: dict[str, Any]) -> None:
         """Take kopf's index objects from any handler's keyword arguments (they never change)."""
@@ -111,6 +114,20 @@ class Cache:
             seen.setdefault(key, None)
         fresh = (self._fresh(key, indexed) for key, indexed in seen.items())
         return [obj for obj in fresh if obj is not None]
+
+    def claimants(self, domain: str) -> list[Claim]:
+        store = self.indexes.get(DOMAINS_INDEX)
+        return [Claim(*claim) for claim in (store.get(domain) or ())] if store is not None else []
+
+    def domains_changed(self, key: tuple[str, str], claimed: frozenset[str]) -> frozenset[str]:
+        """Record the domains a site now claims; return those whose ownership may have
+        moved (added or dropped), whose other claimants must be looked at again."""
+        before = self._domains.get(key, frozenset())
+        if claimed:
+            self._domains[key] = claimed
+        else:
+            self._domains.pop(key, None)
+        return before ^ claimed
 
     def fetch_failures(self, namespace: str, site: str) -> list[dict[str, Any]]:
         store = self.indexes.get(PODS_INDEX)
