@@ -30,6 +30,7 @@ import prometheus_client
 
 from .api import models
 from .clients import gitremote
+from .clients.egress import Guard
 from .clients.kube import Kube
 from .config import Config
 from .core import kinds, render
@@ -45,17 +46,19 @@ log = logging.getLogger(__name__)
 kopffix.apply()  # before kopf builds its ToggleSets: see kopffix.py for the quadratic start-up
 
 
-def resolve_ref(url: str, ref: str, token: str | None) -> str:
-    return gitremote.resolve_ref(url, ref, token=token)
-
-
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config = Config.from_env(os.environ)
+    policy = config.policy()
     runtime_settings.configure(settings, watch_timeout=config.watch_timeout, kopf_log_level=config.kopf_log_level)
     cache = Cache()
     kube = Kube.from_environment(pool_size=config.workers, on_write=metrics.count_write)
-    reconciler = Reconciler(cache, kube, resolve_ref, render.Images(config.nginx_image, config.fetcher_image))
+    guard = Guard(policy)
+
+    def resolve_ref(url: str, ref: str, token: str | None) -> str:
+        return gitremote.resolve_ref(url, ref, token=token, guard=guard)
+
+    reconciler = Reconciler(cache, kube, resolve_ref, render.Images(config.nginx_image, config.fetcher_image), policy)
     controller = Controller(reconciler.reconcile, config.workers)
     memo.cache, memo.controller = cache, controller
     controller.start()

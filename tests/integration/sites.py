@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import kopf.testing
+import pytest
 import yaml
 
 from staticsite_operator.__main__ import kopf_args
@@ -84,12 +86,26 @@ def events(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def running_operator(namespace: str) -> Iterator[kopf.testing.KopfRunner]:
+def policy_dir(policy: dict[str, str]) -> Iterator[str]:
+    """The platform's policy as the chart mounts it: one file per key, in a directory."""
+    with tempfile.TemporaryDirectory(prefix="staticsite-policy-") as tmp:
+        for key, value in policy.items():
+            (Path(tmp) / key).write_text(value)
+        yield tmp
+
+
+@contextlib.contextmanager
+def running_operator(namespace: str, policy: dict[str, str] | None = None) -> Iterator[kopf.testing.KopfRunner]:
     """The operator in a thread of this process, watching one namespace (as kopf's docs suggest),
-    started with the launch command the image uses."""
+    started with the launch command the image uses, under `policy` (default: the built-in one)."""
     config = Config.from_env({"STATICSITE_NAMESPACES": namespace, "STATICSITE_HEALTH_PORT": "0"})
-    with kopf.testing.KopfRunner(kopf_args(config), timeout=60) as runner:
-        yield runner
+    with contextlib.ExitStack() as stack:
+        if policy is not None:
+            # The operator reads its configuration from this process's environment at start-up.
+            stack.enter_context(pytest.MonkeyPatch.context()).setenv(
+                "STATICSITE_POLICY_DIR", stack.enter_context(policy_dir(policy)))
+        with kopf.testing.KopfRunner(kopf_args(config), timeout=60) as runner:
+            yield runner
     assert runner.exception is None, runner.output
     assert runner.exit_code == 0, runner.output
 

@@ -98,7 +98,7 @@ def test_scale_subresource(cluster: Cluster, namespace: str) -> None:
 @pytest.mark.usefixtures("operator")
 def test_domains_create_and_remove_the_ingress(cluster: Cluster, namespace: str) -> None:
     manifest = sites.site("shop", namespace, domains=["shop.example.com", "www.shop.example.com"],
-                          ingress={"className": "nginx", "annotations": {"example.com/team": "a"},
+                          ingress={"className": "nginx", "annotations": {"cert-manager.io/cluster-issuer": "le"},
                                    "tls": {"secretName": "shop-tls"}})
     sites.apply(cluster, manifest)
     obj = sites.wait_ready(cluster, namespace, "shop")
@@ -109,7 +109,7 @@ def test_domains_create_and_remove_the_ingress(cluster: Cluster, namespace: str)
     assert ingress["spec"]["tls"] == [{"hosts": ["shop.example.com", "www.shop.example.com"],
                                        "secretName": "shop-tls"}]
     assert ingress["spec"]["ingressClassName"] == "nginx"
-    assert ingress["metadata"]["annotations"]["example.com/team"] == "a"
+    assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "le"
 
     sites.apply(cluster, sites.site("shop", namespace))  # no domains any more
     wait_for(lambda: sites.get(cluster, namespace, "ingress", "shop") is None, what="the Ingress to be deleted")
@@ -186,14 +186,37 @@ def test_name_taken_by_a_user_object_is_left_alone(cluster: Cluster, namespace: 
 
 @pytest.mark.usefixtures("operator")
 def test_rejected_child_is_degraded_not_a_crash(cluster: Cluster, namespace: str) -> None:
-    """An Ingress annotation key the schema cannot check; the API server refuses the Ingress."""
-    manifest = sites.site("odd", namespace, domains=["odd.example.com"],
-                          ingress={"annotations": {"not a valid key!": "x"}})
-    sites.apply(cluster, manifest)
-    cond = sites.wait_condition(cluster, namespace, "odd", "Degraded", "True", "ApplyFailed")
-    assert "Ingress" in cond["message"]
-    # The rest of the site was still applied, and fixing the spec recovers it.
-    assert sites.get(cluster, namespace, "deployment", "odd") is not None
-    sites.apply(cluster, sites.site("odd", namespace, domains=["odd.example.com"]))
-    sites.wait_ready(cluster, namespace, "odd")
-    assert sites.condition(sites.get(cluster, namespace, "staticsite", "odd"), "Degraded")["status"] == "False"
+    """A child the API server refuses (here the platform's own admission policy refuses the
+    Ingress's host) makes the site Degraded, not a retry loop; the rest is still applied."""
+    name = f"refuse-ingress-{namespace}"
+    rule = {"apiGroups": ["networking.k8s.io"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+            "resources": ["ingresses"]}
+    refuse = [
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+         "metadata": {"name": name},
+         "spec": {"failurePolicy": "Fail", "matchConstraints": {"resourceRules": [rule]},
+                  "validations": [{"expression": "!object.spec.rules.exists(r, r.host == 'odd.example.com')",
+                                   "message": "odd.example.com is reserved"}]}},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+         "metadata": {"name": name},
+         "spec": {"policyName": name, "validationActions": ["Deny"],
+                  "matchResources": {"namespaceSelector": {"matchLabels": {
+                      "kubernetes.io/metadata.name": namespace}}}}},
+    ]
+    probe = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "probe",
+             "namespace": namespace}, "spec": {"rules": [{"host": "odd.example.com"}]}}
+    try:
+        for obj in refuse:
+            sites.apply(cluster, obj)
+        wait_for(lambda: cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(probe),
+                                         check=False).returncode != 0, what="the admission policy to take effect")
+        sites.apply(cluster, sites.site("odd", namespace, domains=["odd.example.com"]))
+        cond = sites.wait_condition(cluster, namespace, "odd", "Degraded", "True", "ApplyFailed")
+        assert "Ingress" in cond["message"] and "odd.example.com is reserved" in cond["message"]
+        assert sites.get(cluster, namespace, "deployment", "odd") is not None, "the rest was still applied"
+        sites.apply(cluster, sites.site("odd", namespace, domains=["even.example.com"]))
+        sites.wait_ready(cluster, namespace, "odd")
+        assert sites.condition(sites.get(cluster, namespace, "staticsite", "odd"), "Degraded")["status"] == "False"
+    finally:
+        for obj in reversed(refuse):
+            cluster.kubectl("delete", obj["kind"].lower(), name, "--ignore-not-found", check=False)

@@ -15,6 +15,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -29,6 +30,12 @@ pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("kube_env", "crd")]
 def repo(tmp_path: Path) -> Iterator[GitServer]:
     with serve_git(tmp_path) as server:
         yield server
+
+
+def loopback(server: GitServer) -> dict[str, str]:
+    """A policy that lets the operator contact the test's git server (127.0.0.1 is refused by default)."""
+    port = urlsplit(server.url).port
+    return {"sources.allowedNetworks": f"127.0.0.1/32 {port}"}
 
 
 def git_site(name: str, namespace: str, **git: Any) -> dict[str, Any]:
@@ -59,7 +66,7 @@ def test_moving_branch_rolls_out_and_an_old_sha_rolls_back(cluster: Cluster, nam
                                                            repo: GitServer) -> None:
     first = repo.sha("refs/heads/main")
     assert first is not None
-    with sites.running_operator(namespace):
+    with sites.running_operator(namespace, policy=loopback(repo)):
         sites.apply(cluster, git_site("docs", namespace, url=repo.url, ref="main"))
         obj = wait_revision(cluster, namespace, "docs", first)
         assert obj["status"]["contentHash"] == f"git:{first}"
@@ -83,7 +90,8 @@ def test_moving_branch_rolls_out_and_an_old_sha_rolls_back(cluster: Cluster, nam
 
 def test_private_repository_needs_its_token(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
     token = "s3cret-token-7f1c"
-    with serve_git(tmp_path, token=token) as private, sites.running_operator(namespace) as runner:
+    with serve_git(tmp_path, token=token) as private, \
+            sites.running_operator(namespace, policy=loopback(private)) as runner:
         sites.apply(cluster, git_site("priv", namespace, url=private.url))
         cond = sites.wait_condition(cluster, namespace, "priv", "Degraded", "True", "GitResolveFailed")
         assert "secretRef" in cond["message"]
