@@ -31,7 +31,7 @@ import staticsite_operator
 from staticsite_operator.api import models
 from staticsite_operator.core import render
 
-from .gitserver import GitServer, QuietHandler, http_server, serve_git
+from .gitserver import GitServer, QuietHandler, _git_env, http_server, serve_git
 from .nginx_harness import Server, _free_port, make_spec, serve, workdir
 
 pytestmark = pytest.mark.nginx
@@ -48,7 +48,8 @@ BUSYBOX_MISSING = ("busybox is required to run the init-container scripts as alp
 
 @pytest.fixture(scope="module")
 def bin_dirs() -> Iterator[dict[str, str]]:
-    """PATHs: "busybox" (every applet), "git" (+ git), "curl" (every applet but wget, + curl).
+    """PATHs: "busybox" (every applet), "git" (+ git), "curl" (every applet but wget, + curl),
+    "gnutar" (every applet but tar, + GNU tar, as a dash-and-coreutils image would extract).
 
     In a world-readable directory, so an unprivileged user can run from it too."""
     busybox = shutil.which("busybox")
@@ -59,20 +60,22 @@ def bin_dirs() -> Iterator[dict[str, str]]:
     try:
         applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True,
                                  timeout=10).stdout.split()
-        dirs = {name: root / name for name in ("busybox", "nowget", "git", "curl")}
+        dirs = {name: root / name for name in ("busybox", "nowget", "notar", "git", "curl", "tar")}
         for path in dirs.values():
             path.mkdir(mode=0o755)
         for applet in applets:
             (dirs["busybox"] / applet).symlink_to(busybox)
-            if applet != "wget":
-                (dirs["nowget"] / applet).symlink_to(busybox)
-        for tool in ("git", "curl"):
+            for without in ("wget", "tar"):
+                if applet != without:
+                    (dirs[f"no{without}"] / applet).symlink_to(busybox)
+        for tool in ("git", "curl", "tar"):
             found = shutil.which(tool)
-            if found is None:
-                pytest.fail(f"{tool} is required for these tests", pytrace=False)
+            if found is None or (tool == "tar" and "GNU tar" not in subprocess.run(
+                    [found, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout):
+                pytest.fail(f"{tool} is required for these tests (GNU tar for tar)", pytrace=False)
             (dirs[tool] / tool).symlink_to(found)
         yield {"busybox": str(dirs["busybox"]), "git": f"{dirs['busybox']}:{dirs['git']}",
-               "curl": f"{dirs['nowget']}:{dirs['curl']}"}
+               "curl": f"{dirs['nowget']}:{dirs['curl']}", "gnutar": f"{dirs['notar']}:{dirs['tar']}"}
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -421,9 +424,10 @@ def run_rendered_fetch(spec: dict[str, object], revision: str | None, dest: Path
     (init,) = deployment["spec"]["template"]["spec"]["initContainers"]
     assert init["command"][0] == "sh"
     script_name = init["command"][1].rsplit("/", 1)[1]
-    script = dest.parent / script_name  # world-readable, like the pod's ConfigMap mount
-    script.write_text(config["data"][script_name])
-    script.chmod(0o644)
+    for name, text in config["data"].items():  # the script and what it sources, as mounted
+        (dest.parent / name).write_text(text)
+        (dest.parent / name).chmod(0o644)  # world-readable, like the pod's ConfigMap mount
+    script = dest.parent / script_name
     env = {e["name"]: e["value"] for e in init["env"]}
     assert env["DEST"] == render.SITE_ROOT
     env["DEST"] = str(dest)
@@ -459,3 +463,201 @@ def test_rendered_pod_refuses_a_bad_archive(bin_dirs: dict[str, str], artifacts:
     assert proc.returncode == 42
     assert "checksum mismatch" in proc.stderr
     assert files(dest) == before, "a failed fetch leaves what was there"
+
+
+# --- Hostile content: symlinks, hard links and special files (fetch-common.sh) ---------------
+# nginx follows symlinks without a per-request check, so what leaves the content must never
+# reach DEST. Links that leave are removed (the site still deploys); special files and hard
+# links to files outside are refused (exit 45). Each case is then served by real nginx.
+
+COMMITTED = 1600000000  # the hostile commit's committer time: every fetched file gets it as mtime
+COMMITTED_HTTP = "Sun, 13 Sep 2020 12:26:40 GMT"
+# path -> target. Each KEPT link resolves, through any chain, to an existing file or
+# directory of the content; every other one is REMOVED.
+KEPT = {"public/alias.html": "index.html", "public/docs": "../docs", "public/up": ".."}
+REMOVED = {
+    "up": "..",                                                  # .. at the top of the content
+    "public/passwd": "/etc/passwd",                              # absolute
+    "public/abs-inside": "/srv/site/public/index.html",          # absolute, even if it named the content
+    "public/chain": "chain-2",                                   # a chain that ends outside...
+    "public/chain-2": "../../../../../../../../etc/passwd",      # ...and its last link
+    "public/through": "docs/../../../../../../../../etc/passwd",  # out through a kept directory link
+    "public/dangling": "missing.html",
+    "public/loop": "loop",
+    "public/reenter": "up/../tree/public/index.html",            # back in through the scratch directory
+}
+HOSTILE_FILES = {"public/index.html": "home\n", "docs/page.html": "page\n", "README.md": "readme\n"}
+
+
+def assert_confined(proc: subprocess.CompletedProcess[str], dest: Path, who: str) -> None:
+    """Fetched with every leaving link removed (and named on stderr), every kept one working, and
+    nginx serving the kept ones while nothing outside the content ever comes back."""
+    assert proc.returncode == 0, proc.stderr
+    for path, target in KEPT.items():
+        assert os.readlink(dest / path) == target
+    for path, target in REMOVED.items():
+        assert not os.path.lexists(dest / path), path
+        assert f"{who}: removed the symlink {path} -> {target}: it leads outside the content" in proc.stderr
+    fetched = files(dest)
+    assert {p: fetched.get(p) for p in HOSTILE_FILES} == HOSTILE_FILES
+    assert (dest / "public" / "docs" / "page.html").read_text() == "page\n"
+    with serve_dir(dest / "public") as server:
+        for path, body in (("/alias.html", b"home\n"), ("/docs/page.html", b"page\n"), ("/up/README.md", b"readme\n")):
+            assert (server.get(path).status, server.get(path).body) == (200, body), path
+        for path in REMOVED:
+            if path.startswith("public/"):
+                got = server.get(path.removeprefix("public"))
+                assert got.status == 404, path
+                assert b"root:" not in got.body
+
+
+def commit_hostile(repo: GitServer) -> str:
+    """Commit HOSTILE_FILES and every link of KEPT and REMOVED at COMMITTED: the new SHA."""
+    for path, text in HOSTILE_FILES.items():
+        (repo.work / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo.work / path).write_text(text)
+    for path, target in (KEPT | REMOVED).items():
+        (repo.work / path).symlink_to(target)
+    env = _git_env(repo.work.parent) | {"GIT_AUTHOR_DATE": f"@{COMMITTED} +0000",
+                                        "GIT_COMMITTER_DATE": f"@{COMMITTED} +0000"}
+    for args in (["add", "-A"], ["commit", "-q", "-m", "hostile links"], ["push", "-q", "origin", "HEAD:main"]):
+        subprocess.run(["git", *args], cwd=repo.work, env=env, check=True, capture_output=True, timeout=30)
+    return repo.git("rev-parse", "HEAD")
+
+
+def test_git_symlinks_that_leave_are_removed(bin_dirs: dict[str, str], tmp_path: Path, dest: Path) -> None:
+    with serve_git(tmp_path) as repo:
+        sha = commit_hostile(repo)
+        proc = fetch_git(bin_dirs, repo.url, sha, dest, user=unprivileged(dest))
+    assert_confined(proc, dest, "fetch-git")
+    assert proc.stdout == f"fetched {sha} from {repo.url}\n"
+
+
+def test_git_files_carry_the_commit_time_so_replicas_agree(bin_dirs: dict[str, str], tmp_path: Path) -> None:
+    """Two pods of one commit send the same ETag and Last-Modified: nginx derives both from
+    mtime and size, and a checkout would stamp each pod's own time."""
+    with serve_git(tmp_path / "git") as repo, workdir() as tmp:
+        sha = commit_hostile(repo)
+        answers = []
+        for replica in ("a", "b"):
+            proc = fetch_git(bin_dirs, repo.url, sha, tmp / replica)
+            assert proc.returncode == 0, proc.stderr
+            mtimes = {p.lstat().st_mtime for p in (tmp / replica).rglob("*") if not p.is_symlink()}
+            assert mtimes == {COMMITTED}
+            with serve_dir(tmp / replica / "public") as server:
+                answers.append(server.get("/alias.html"))
+    assert answers[0].header("Last-Modified") == COMMITTED_HTTP
+    assert answers[0].header("ETag") == answers[1].header("ETag") == f'"{COMMITTED:x}-5"'
+
+
+def hostile_tar(entries: list[tarfile.TarInfo], data: Mapping[str, bytes] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.GNU_FORMAT) as tar:
+        for info in entries:
+            payload = (data or {}).get(info.name)
+            if payload is not None:
+                info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload) if payload is not None else None)
+    return buf.getvalue()
+
+
+def entry(name: str, kind: bytes = tarfile.REGTYPE, link: str = "", mode: int = 0o644, **extra: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mode, info.mtime = kind, link, mode, COMMITTED
+    for key, value in extra.items():
+        setattr(info, key, value)
+    return info
+
+
+TARS = ["busybox", "gnutar"]
+USERS = ["root", "nobody"]
+
+
+def as_user(user: str, dest: Path) -> int | None:
+    """None (root) or nobody's UID, with DEST writable by it; a test of root's behaviour fails loudly otherwise."""
+    if os.geteuid() != 0:
+        pytest.fail("these cases compare root and an unprivileged user: run them as root (CI does)", pytrace=False)
+    return unprivileged(dest) if user == "nobody" else None
+
+
+@pytest.mark.parametrize("user", USERS)
+@pytest.mark.parametrize("tar", TARS)
+def test_archive_symlinks_that_leave_are_removed(bin_dirs: dict[str, str], artifacts: tuple[Path, str],
+                                                 dest: Path, tar: str, user: str) -> None:
+    data = {name: text.encode() for name, text in HOSTILE_FILES.items()}
+    links = [entry(path, tarfile.SYMTYPE, target) for path, target in (KEPT | REMOVED).items()]
+    url, sha = publish(artifacts, "links.tar.gz", hostile_tar([entry(n) for n in data] + links, data))
+    proc = fetch_archive(bin_dirs[tar], url, sha, dest, user=as_user(user, dest))
+    assert_confined(proc, dest, "fetch-archive")
+    with serve_dir(dest / "public") as server:  # the archive's own mtimes: the same on every replica
+        assert server.get("/alias.html").header("Last-Modified") == COMMITTED_HTTP
+
+
+PASSWD = "/etc/passwd"
+# What each hostile archive gives, by tar and user. 45: extracted, then refused by the
+# check; 1: tar itself refused to extract it; 0: extracted without the entry. In every
+# case nothing of it reaches DEST and nothing outside changes.
+HOSTILE_ARCHIVES: dict[str, tuple[list[tarfile.TarInfo], dict[tuple[str, str], int], str]] = {
+    # busybox tar as root makes the hard link to /etc/passwd; GNU tar strips the leading
+    # '/' (or '../') and finds no such file in the archive; unprivileged, the kernel
+    # (protected_hardlinks) refuses a link to a file of another user.
+    "hard link to /etc/passwd": (
+        [entry("index.html"), entry("pw", tarfile.LNKTYPE, PASSWD)],
+        {("busybox", "root"): 45, ("busybox", "nobody"): 1, ("gnutar", "root"): 1, ("gnutar", "nobody"): 1},
+        "refusing a hard link to a file outside the content: ./pw"),
+    "hard link climbing out": (
+        [entry("index.html"), entry("pw", tarfile.LNKTYPE, "../../../../../../../../etc/passwd")],
+        {("busybox", "root"): 45, ("busybox", "nobody"): 1, ("gnutar", "root"): 1, ("gnutar", "nobody"): 1},
+        "refusing a hard link to a file outside the content: ./pw"),
+    "hard link through a symlinked directory": (
+        [entry("index.html"), entry("etc", tarfile.SYMTYPE, "/etc"), entry("pw", tarfile.LNKTYPE, "etc/passwd")],
+        {("busybox", "root"): 45, ("busybox", "nobody"): 1, ("gnutar", "root"): 1, ("gnutar", "nobody"): 1},
+        "refusing a hard link to a file outside the content: ./pw"),
+    "write through a symlinked directory": (
+        [entry("index.html"), entry("out", tarfile.SYMTYPE, "../../.."), entry("out/evil.html")],
+        {(t, u): 1 for t in TARS for u in USERS}, "cannot extract"),
+    "FIFO": (
+        [entry("index.html"), entry("pipe", tarfile.FIFOTYPE)],
+        {(t, u): 45 for t in TARS for u in USERS}, "refusing special files (devices, FIFOs, sockets are never"),
+    "character device": (
+        [entry("index.html"), entry("null", tarfile.CHRTYPE, devmajor=1, devminor=3)],
+        {("busybox", "root"): 45, ("busybox", "nobody"): 0, ("gnutar", "root"): 45, ("gnutar", "nobody"): 1},
+        "refusing special files (devices, FIFOs, sockets are never site content): ./null"),
+}
+
+
+@pytest.mark.parametrize("user", USERS)
+@pytest.mark.parametrize("tar", TARS)
+@pytest.mark.parametrize("case", list(HOSTILE_ARCHIVES))
+def test_archive_hostile_entries(bin_dirs: dict[str, str], artifacts: tuple[Path, str], dest: Path, case: str,
+                                 tar: str, user: str) -> None:
+    entries, codes, needle = HOSTILE_ARCHIVES[case]
+    uid = as_user(user, dest)
+    dest.mkdir(exist_ok=True)
+    (dest / "index.html").write_text("what the pod had")
+    passwd = os.stat(PASSWD)
+    url, sha = publish(artifacts, "hostile.tar.gz", hostile_tar(entries, {"index.html": b"<h1>new</h1>"}))
+    proc = fetch_archive(bin_dirs[tar], url, sha, dest, user=uid)
+    assert proc.returncode == codes[tar, user], proc.stderr
+    if proc.returncode:
+        assert (needle if proc.returncode == 45 else "fetch-archive: cannot extract") in proc.stderr
+        assert files(dest) == {"index.html": "what the pod had"}, "a refused archive leaves DEST as it was"
+    else:  # extracted without the entry it could not make
+        assert files(dest) == {"index.html": "<h1>new</h1>"}
+    assert sorted(p.name for p in dest.iterdir()) == ["index.html"], "nothing else, no scratch directory"
+    after = os.stat(PASSWD)
+    assert (after.st_nlink, after.st_mode, after.st_ino) == (passwd.st_nlink, passwd.st_mode, passwd.st_ino)
+    assert not (dest.parent.parent / "evil.html").exists()
+
+
+def test_archive_hard_links_inside_are_kept(bin_dirs: dict[str, str], artifacts: tuple[Path, str], dest: Path) -> None:
+    entries = [entry("a.html"), entry("b.html", tarfile.LNKTYPE, "a.html")]
+    url, sha = publish(artifacts, "dup.tar.gz", hostile_tar(entries, {"a.html": b"same\n"}))
+    user = unprivileged(dest)
+    for tar in TARS:
+        proc = fetch_archive(bin_dirs[tar], url, sha, dest, user=user)
+        assert proc.returncode == 0, proc.stderr
+        assert files(dest) == {"a.html": "same\n", "b.html": "same\n"}
+        assert (dest / "b.html").stat().st_nlink == 2
+        with serve_dir(dest) as server:
+            assert server.get("/b.html").body == b"same\n"

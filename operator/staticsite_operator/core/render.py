@@ -128,6 +128,9 @@ def _split_files(inline: models.InlineContent) -> tuple[dict[str, str], dict[str
     return text, binary, items
 
 
+FETCH_COMMON = "fetch-common.sh"
+
+
 def fetch_script(name: str) -> str:
     return importlib.resources.files(__package__).joinpath("templates", name).read_text()
 
@@ -154,7 +157,9 @@ def _fetcher(site: Site) -> tuple[dict[str, Any] | None, dict[str, str], str]:
     env += [{"name": "DEST", "value": SITE_ROOT}, {"name": "HOME", "value": "/tmp"}]  # noqa: S108
     script = f"fetch-{kind}.sh"
     container = {"name": "fetch", "kind": kind, "script": script, "env": env}
-    return container, {script: fetch_script(script)}, f"{SITE_ROOT}/{sub}".rstrip("/")
+    # The script sources fetch-common.sh from its own directory (the same ConfigMap mount).
+    scripts = {script: fetch_script(script), FETCH_COMMON: fetch_script(FETCH_COMMON)}
+    return container, scripts, f"{SITE_ROOT}/{sub}".rstrip("/")
 
 
 def _resources(spec: models.StaticSiteSpec) -> dict[str, Any]:

@@ -12,19 +12,32 @@
 #   DEST              the directory to fill (the pod's emptyDir); its contents are replaced
 #
 # Exit status: 0 extracted; 2 bad configuration; 42 checksum mismatch; 3 not an archive
-# this script reads, or nothing left after stripping; 1 anything else (download, extract).
+# this script reads, or nothing left after stripping; 45 the archive holds what is never
+# served (special files, hard links to outside: see fetch-common.sh); 1 anything else
+# (download, extract).
 #
-# Nothing reaches DEST unless the whole archive was verified and extracted: the download
-# and the extraction happen in a temporary directory inside DEST, whose contents are
-# replaced only at the end. tar (busybox or GNU) refuses to write outside its directory.
+# Nothing reaches DEST unless the whole archive was verified, extracted and confined:
+# the download and the extraction happen in a temporary directory inside DEST, whose
+# contents are replaced only at the end. tar (busybox or GNU) refuses to write outside
+# its directory; symlinks that leave the tree are then removed (fetch-common.sh).
+#
+# Files keep the mtimes the archive records: the same bytes give every replica the same
+# ETag and Last-Modified (nginx derives both from mtime and size). A build that stamps
+# every file with one fixed time (Nix, a constant SOURCE_DATE_EPOCH) makes a changed file
+# of unchanged size keep its ETag: set SOURCE_DATE_EPOCH to the commit time instead.
 set -eu
 
+who=fetch-archive
 die() {
 	code=$1
 	shift
-	printf 'fetch-archive: %s\n' "$*" >&2
+	printf '%s: %s\n' "$who" "$*" >&2
 	exit "$code"
 }
+lib=$(dirname -- "$0")/fetch-common.sh
+[ -r "$lib" ] || die 1 "$lib is missing"
+# shellcheck source=fetch-common.sh
+. "$lib"
 
 [ -n "${ARCHIVE_URL:-}" ] || die 2 "ARCHIVE_URL is not set"
 [ -n "${ARCHIVE_SHA256:-}" ] || die 2 "ARCHIVE_SHA256 is not set"
@@ -64,8 +77,7 @@ trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
 archive="$work/archive"
-tree="$work/tree"
-mkdir "$tree"
+tree=$(mktemp -d "$work/tree.XXXXXX") # a name no link in the content can know (fetch-common.sh)
 
 # A download may take 10 minutes at most. (Not wget -T: Debian's busybox lacks it, and
 # crashes on it; `timeout` is an applet everywhere.)
@@ -113,14 +125,6 @@ until extract 2>"$work/tar.log"; do
 done
 [ -n "$(ls -A "$tree")" ] || die 3 "$shown holds no files after stripping $STRIP_COMPONENTS path components"
 
-# Readable by nginx whatever its UID; writable by us, so a later run can clear it.
-find "$tree" ! -type l -exec chmod u+rwX,go+rX,go-w {} +
-for f in "$DEST"/* "$DEST"/.[!.]* "$DEST"/..?*; do
-	[ -e "$f" ] || [ -L "$f" ] || continue
-	[ "$f" = "$work" ] || rm -rf "$f"
-done
-for f in "$tree"/* "$tree"/.[!.]* "$tree"/..?*; do
-	[ -e "$f" ] || [ -L "$f" ] || continue
-	mv "$f" "$DEST/"
-done
+confine "$tree"
+publish "$tree"
 printf 'fetched %s (sha256 %s)\n' "$shown" "$actual"

@@ -11,20 +11,30 @@
 #   DEST            the directory to fill (the pod's emptyDir); its contents are replaced
 #
 # Exit status: 0 fetched; 2 bad configuration; 43 the commit is not in the repository;
-# 44 authentication required or refused; 1 anything else (network...: git's own message
-# is on stderr).
+# 44 authentication required or refused; 45 the tree holds what is never served (see
+# fetch-common.sh); 1 anything else (network...: git's own message is on stderr).
 #
 # The tree reaches DEST only once it is complete and verified: it is checked out in a
 # temporary directory inside DEST (the one place a read-only pod can write), its .git
-# removed (nginx must never serve the repository), and then moved in.
+# removed (nginx must never serve the repository), its symlinks confined to it
+# (fetch-common.sh: links that leave are removed), and then moved in.
+#
+# Every file's mtime is set to the commit's committer time: nginx derives ETag and
+# Last-Modified from mtime and size, so every replica of a commit sends the same
+# validators (a checkout would stamp each pod's own time), and a new commit changes them.
 set -eu
 
+who=fetch-git
 die() {
 	code=$1
 	shift
-	printf 'fetch-git: %s\n' "$*" >&2
+	printf '%s: %s\n' "$who" "$*" >&2
 	exit "$code"
 }
+lib=$(dirname -- "$0")/fetch-common.sh
+[ -r "$lib" ] || die 1 "$lib is missing"
+# shellcheck source=fetch-common.sh
+. "$lib"
 
 [ -n "${GIT_URL:-}" ] || die 2 "GIT_URL is not set"
 [ -n "${GIT_SHA:-}" ] || die 2 "GIT_SHA is not set"
@@ -77,7 +87,7 @@ trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
 export HOME="$work"
-tree="$work/tree"
+tree=$(mktemp -d "$work/tree.XXXXXX") # a name no link in the content can know (fetch-common.sh)
 git init -q "$tree"
 cd "$tree"
 git remote add origin "$GIT_URL"
@@ -104,17 +114,11 @@ has_commit || die 43 "commit $GIT_SHA not found in $GIT_URL"
 git -c advice.detachedHead=false checkout -q --detach "$GIT_SHA"
 head=$(git rev-parse HEAD)
 [ "$head" = "$GIT_SHA" ] || die 1 "checked out $head instead of $GIT_SHA"
+committed=$(git show -s --format=%ct HEAD)
 cd /
 rm -rf "$tree/.git"
 
-# Readable by nginx whatever its UID; writable by us, so a later run can clear it.
-find "$tree" ! -type l -exec chmod u+rwX,go+rX,go-w {} +
-for f in "$DEST"/* "$DEST"/.[!.]* "$DEST"/..?*; do
-	[ -e "$f" ] || [ -L "$f" ] || continue
-	[ "$f" = "$work" ] || rm -rf "$f"
-done
-for f in "$tree"/* "$tree"/.[!.]* "$tree"/..?*; do
-	[ -e "$f" ] || [ -L "$f" ] || continue
-	mv "$f" "$DEST/"
-done
+confine "$tree"
+find "$tree" ! -type l -exec touch -d "@$committed" {} +
+publish "$tree"
 printf 'fetched %s from %s\n' "$GIT_SHA" "$GIT_URL"
