@@ -40,7 +40,7 @@ http {{
     uwsgi_temp_path {tmp}/uwsgi_temp;
     scgi_temp_path {tmp}/scgi_temp;
     log_format staticsite '$remote_addr "$request" $status $body_bytes_sent $request_time "$http_user_agent"';
-    access_log /dev/stdout staticsite;
+    access_log /dev/stdout staticsite buffer=4k flush=1s;
     sendfile on;
     tcp_nopush on;
     server_tokens off;

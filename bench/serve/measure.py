@@ -112,11 +112,17 @@ def steady(t: Target, loop: list[Request], workdir: Path, opts: Options) -> dict
 
 
 def ratios(result: dict[str, Any]) -> dict[str, float]:
-    r, b = result["rendered"], result["baseline"]
-    per_round = [x["rps"] / y["rps"] for x, y in zip(r["runs"], b["runs"], strict=True)]
-    return {"throughput": r["rps"] / b["rps"], "p50": r["p50_ms"] / b["p50_ms"], "p99": r["p99_ms"] / b["p99_ms"],
+    """Rendered ÷ baseline, round by round (the two runs of a round are back to back, so
+    they saw the same machine), then the median over rounds."""
+    pairs = list(zip(result["rendered"]["runs"], result["baseline"]["runs"], strict=True))
+
+    def median(key: str) -> float:
+        return float(statistics.median(x[key] / y[key] for x, y in pairs if key in x and key in y and y[key]))
+
+    per_round = [x["rps"] / y["rps"] for x, y in pairs]
+    return {"throughput": median("rps"), "p50": median("p50_ms"), "p99": median("p99_ms"),
             "throughput_min": min(per_round), "throughput_max": max(per_round),
-            "cpu_per_request": r["cpu_us_per_request"] / b["cpu_us_per_request"]}
+            "cpu_per_request": median("cpu_us_per_request")}
 
 
 def scenario(s: Scenario, workdir: Path, opts: Options, *, python_path: Path | None = None,

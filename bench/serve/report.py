@@ -80,7 +80,11 @@ def markdown(results: dict[str, Any], before: dict[str, Any] | None) -> str:
         f"{m['loadavg_start']} at start, {m['loadavg_end']} at end. wrk: {o['threads']} threads, "
         f"{o['connections']} connections, {o['rounds']} rounds of {o['seconds']:g} s per config, alternating.",
         "",
-        "## Throughput and latency (medians over rounds; ratios are rendered ÷ baseline)",
+        "## Throughput and latency",
+        "",
+        "Figures are medians over rounds; ratios are rendered ÷ baseline, taken round by round "
+        "(the two runs of a round are back to back) and then their median. On a shared machine, "
+        "nginx's CPU time per request varies far less than throughput does.",
         "",
         *table(results),
         "",

@@ -12,14 +12,13 @@ one short run of `python -m bench.serve` end to end with wrk (which must be inst
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.unit.nginx_harness import workdir
 
 from . import check, nginx
 from .measure import Options, scenario
@@ -31,19 +30,14 @@ pytestmark = pytest.mark.nginx
 
 
 @pytest.fixture
-def workdir() -> Iterator[Path]:
-    """World-readable (pytest's own tmp dirs are 0700): nginx's workers run as nobody under root."""
-    path = Path(tempfile.mkdtemp(prefix="staticsite-serve-test-"))
-    path.chmod(0o755)
-    try:
+def scratch() -> Iterator[Path]:
+    with workdir() as path:  # world-readable: nginx's workers run as nobody under root
         yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.mark.parametrize("s", all_scenarios(), ids=lambda s: s.name)
-def test_baseline_answers_like_the_rendered_config(s: Scenario, workdir: Path) -> None:
-    result = scenario(s, workdir, Options(rounds=0, steady_seconds=0), python_path=ROOT / "operator",
+def test_baseline_answers_like_the_rendered_config(s: Scenario, scratch: Path) -> None:
+    result = scenario(s, scratch, Options(rounds=0, steady_seconds=0), python_path=ROOT / "operator",
                       checks_only=True)
     assert result == {"ok": True}, "\n".join(result.get("problems", []))
 
