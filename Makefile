@@ -79,7 +79,7 @@ bench: venv tools ## Convergence time, API writes and memory for 10, 100 and 100
 	$(PY) -m bench $(BENCH_ARGS)
 
 .PHONY: bench-serve
-bench-serve: venv nginx ## Serving speed of the rendered nginx.conf against hand-written nginx, 8 site shapes (~7 min)
+bench-serve: venv nginx ## Serving speed of the rendered nginx.conf against hand-written nginx, 8 site shapes (~9 min)
 	@command -v wrk >/dev/null || { echo "installing wrk (apt-get)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null \
 	  || { echo "could not install wrk: run 'sudo apt-get install wrk' and re-run"; exit 1; }; }

@@ -31,7 +31,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.serve", description=__doc__.split("\n\n")[0])
     p.add_argument("--scenarios", default=",".join(names), help="comma-separated, from: %(default)s")
     p.add_argument("--seconds", type=float, default=5, help="length of each wrk run (default: %(default)s)")
-    p.add_argument("--rounds", type=int, default=3, help="runs per config and scenario (default: %(default)s)")
+    p.add_argument("--rounds", type=int, default=5, help="runs per config and scenario (default: %(default)s)")
     p.add_argument("--threads", type=int, default=2, help="wrk threads (default: %(default)s)")
     p.add_argument("--connections", type=int, default=32, help="wrk connections (default: %(default)s)")
     p.add_argument("--steady-rate", type=float, default=100,

@@ -24,7 +24,7 @@ from .scenarios import Request, Scenario
 @dataclass(frozen=True)
 class Options:
     seconds: float = 5
-    rounds: int = 3
+    rounds: int = 5
     threads: int = 2
     connections: int = 32
     steady_rate: float = 100      # requests per second of the steady phase
