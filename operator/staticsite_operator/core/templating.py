@@ -15,7 +15,6 @@ from typing import Any
 
 import jinja2
 
-
 # Everything that is not printable ASCII: written as a YAML escape instead.
 _NON_ASCII = re.compile(r"[^\x00-\x7e]")
 
