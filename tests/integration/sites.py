@@ -49,6 +49,22 @@ def get(cluster: Cluster, namespace: str, kind: str, name: str) -> dict[str, Any
     return json.loads(res.stdout) if res.returncode == 0 else None
 
 
+def config_of(cluster: Cluster, namespace: str, site: str) -> dict[str, Any] | None:
+    """The ConfigMap of the revision the site's Deployment mounts (content, nginx.conf)."""
+    dep = get(cluster, namespace, "deployment", site)
+    if dep is None:
+        return None
+    (name,) = {v["configMap"]["name"] for v in dep["spec"]["template"]["spec"]["volumes"] if "configMap" in v}
+    return get(cluster, namespace, "configmap", name)
+
+
+def configmaps_of(cluster: Cluster, namespace: str, site: str) -> list[str]:
+    """The names of every ConfigMap labelled for the site."""
+    out = cluster.kubectl("-n", namespace, "get", "configmaps", "-l", f"app.kubernetes.io/instance={site}",
+                          "-o", "name").stdout.split()
+    return sorted(name.split("/", 1)[1] for name in out)
+
+
 def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
     for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
         if cond["type"] == type_:

@@ -73,9 +73,8 @@ def test_moving_branch_rolls_out_and_an_old_sha_rolls_back(cluster: Cluster, nam
         env = fetch_env(cluster, namespace, "docs")
         assert env["GIT_SHA"] == first
         assert env["GIT_URL"] == repo.url
-        assert sites.get(cluster, namespace, "configmap", "docs-content") is None, "no inline content"
-        nginx_cm = sites.get(cluster, namespace, "configmap", "docs-nginx")
-        assert nginx_cm is not None and "fetch-git.sh" in nginx_cm["data"]
+        nginx_cm = sites.config_of(cluster, namespace, "docs")
+        assert nginx_cm is not None and set(nginx_cm["data"]) == {"nginx.conf", "fetch-git.sh"}, "no inline content"
         assert "root /srv/site/public;" in nginx_cm["data"]["nginx.conf"]
 
         second = repo.commit({"public/index.html": "<h1>v2</h1>"}, "v2")
@@ -128,7 +127,8 @@ def test_archive_source_and_a_failed_checksum(cluster: Cluster, namespace: str) 
     with sites.running_operator(namespace):
         sites.apply(cluster, sites.site("art", namespace))
         sites.wait_ready(cluster, namespace, "art")
-        assert sites.get(cluster, namespace, "configmap", "art-content") is not None
+        inline = sites.config_of(cluster, namespace, "art")
+        assert inline is not None and "nginx.conf" in inline["data"]
 
         manifest = sites.site("art", namespace)
         manifest["spec"]["content"] = {"archive": archive}
@@ -138,8 +138,8 @@ def test_archive_source_and_a_failed_checksum(cluster: Cluster, namespace: str) 
         env = fetch_env(cluster, namespace, "art")
         assert env["ARCHIVE_SHA256"] == digest
         assert env["STRIP_COMPONENTS"] == "1"
-        wait_for(lambda: sites.get(cluster, namespace, "configmap", "art-content") is None,
-                 what="the inline content ConfigMap to be pruned after switching source")
+        wait_for(lambda: sites.get(cluster, namespace, "configmap", inline["metadata"]["name"]) is None,
+                 what="the inline content's revision to be pruned after switching source")
 
         # Report a failed fetch the way the kubelet would: exit 42 from the init container.
         pods = cluster.kubectl_json("-n", namespace, "get", "pods", "-l", "app.kubernetes.io/instance=art")["items"]
