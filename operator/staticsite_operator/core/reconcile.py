@@ -78,7 +78,7 @@ def parse(site: Obj) -> tuple[models.StaticSiteSpec | None, Problem | None]:
 class Reconciler:
     def __init__(self, view: View, client: Client, resolve: RefResolver,
                  images: render.Images | None = None, policy: Policy | None = None,
-                 quiet_rollout: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 quiet_rollout: float = 15.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.view = view
         self.quiet_rollout = quiet_rollout
         self._clock = clock
