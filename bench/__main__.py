@@ -23,6 +23,7 @@ from .audit import AuditLog
 from .cluster import OPERATOR_USER, BenchCluster
 from .kclient import DRIVER_AGENT, FLOOR_AGENT, Client
 from .measure import Bench, attach_requests
+from .profile import summarize
 from .timing import Progress
 
 PODS_PER_NODE = 110  # kwok's fake nodes advertise 110 pods each
@@ -46,6 +47,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--replicas", type=int, default=1,
                    help="replicas of every site (default: %(default)s; the scale scenario: 0, no pods at all)")
     p.add_argument("--no-ingress", action="store_true", help="sites without a domain, so without an Ingress")
+    p.add_argument("--profile", action="store_true",
+                   help="record the operator's CPU with py-spy: OUT/profiles/*.speedscope.json and summary.md")
     p.add_argument("--git-ref", default=None,
                    help="measure the operator as committed at this git ref (default: the working tree)")
     args = p.parse_args(argv)
@@ -109,7 +112,7 @@ def _run(args: argparse.Namespace, progress: Progress, src: source.Source) -> in
     driver = Client(str(cluster.kubeconfig), DRIVER_AGENT, pool=args.threads + 2)
     floor_client = Client(str(cluster.kubeconfig), FLOOR_AGENT, pool=args.threads + 2)
     bench = Bench(cluster, src, driver, floor_client, out, args.threads, args.workers or None, args.idle_seconds,
-                  progress, cluster.component_pids())
+                  progress, cluster.component_pids(), profile=args.profile)
     audit_log = AuditLog(cluster.audit_log)
     status = 0
     t_start = time.monotonic()
@@ -155,6 +158,8 @@ def _run(args: argparse.Namespace, progress: Progress, src: source.Source) -> in
         else:
             cluster.down()
     results["config"]["wall_seconds"] = round(time.monotonic() - t_start, 1)
+    if args.profile and (profiles := sorted((out / "profiles").glob("*.speedscope.json"))):
+        (out / "profiles" / "summary.md").write_text(summarize(profiles))
     table = report.write(results, out)
     progress(f"done in {results['config']['wall_seconds']:.0f}s; results in {out}/")
     print(table)
