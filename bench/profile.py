@@ -12,13 +12,15 @@ import json
 import shutil
 import signal
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
 
 class Profiler:
     def __init__(self, pid: int, output: Path, rate: int = 50) -> None:
-        binary = shutil.which("py-spy")
+        beside = Path(sys.executable).with_name("py-spy")  # the venv's, when the venv is not on PATH
+        binary = shutil.which("py-spy") or (str(beside) if beside.exists() else None)
         if binary is None:
             raise RuntimeError("py-spy is needed for --profile: `.venv/bin/pip install py-spy` (bench group)")
         output.parent.mkdir(parents=True, exist_ok=True)
