@@ -64,7 +64,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
     informers = Informers(settings, WATCHED, config.namespaces,
                           observe=lambda kind, event, body: queue(cache.observe(kind, event, body)),
-                          sweep=lambda kind, namespace, listed: queue(cache.sweep(kind, namespace, listed)))
+                          sweep=lambda kind, namespace, listed, version: queue(
+                              cache.sweep(kind, namespace, listed, version)))
     memo.cache, memo.controller, memo.informers = cache, controller, informers
     informers.start()
 
