@@ -41,6 +41,14 @@ log = logging.getLogger(__name__)
 ALLOCATION_RETRY = 60.0
 
 
+@dataclass(frozen=True)
+class _Verified:
+    inputs: tuple[Any, ...]
+    checksum: str
+    content_hash: str
+    children: dict[tuple[str, str], str]  # (kind, name) -> fingerprint when found in sync
+
+
 class _Taken(Exception):
     """A child's name is held by an object this site does not control."""
 
@@ -84,6 +92,7 @@ class Reconciler:
         self._clock = clock
         self._lock = threading.Lock()
         self._rolling: dict[tuple[str, str], float] = {}  # site -> when its rollout's progress began
+        self._verified: dict[tuple[str, str], _Verified] = {}
         self.client = client
         self.images = images or render.Images()
         self.policy = policy or Policy(default_image=self.images.nginx)
@@ -99,6 +108,7 @@ class Reconciler:
             self.revisions.forget(namespace, name)
             with self._lock:
                 self._rolling.pop((namespace, name), None)
+                self._verified.pop((namespace, name), None)
             return Outcome(None, None)
         previous: dict[str, Any] | None = site.get("status")
         changes = Changes()
@@ -107,12 +117,20 @@ class Reconciler:
         policy_problem = self.policy.check(spec) if spec is not None else None
         source, grant = Source(None, None, None), domains.Grant((), None)
         rendered, render_problem, sync_problem, fetch_problem = None, None, None, None
+        verified = False
         if spec is not None and policy_problem is None:
             source = self._source(site, spec)
             grant = self._grant(site, spec)
-            rendered, render_problem = self._render(site, spec, source.revision, grant.hosts)
-        if rendered is not None:
+            inputs = (site["metadata"]["uid"], site["metadata"].get("generation"), source.revision, grant.hosts)
+            rendered = self._still_verified(namespace, name, inputs)
+            verified = rendered is not None
+            if rendered is None:
+                rendered, render_problem = self._render(site, spec, source.revision, grant.hosts)
+        if rendered is not None and not verified:
             sync_problem = self._sync(site, rendered, changes)
+            if sync_problem is None:
+                self._verify(namespace, name, inputs, rendered)
+        if rendered is not None:
             fetch_problem = self._fetch_problem(namespace, name, rendered.checksum)
 
         new = status.compute(status.Observed(
@@ -125,7 +143,7 @@ class Reconciler:
             revision=source.revision if rendered else (previous or {}).get("revision"),
             hosts=grant.hosts if rendered else None,
         ), previous)
-        if rendered is not None and sync_problem is None:
+        if rendered is not None and sync_problem is None and not verified:
             ready = (status.condition(new, c.READY) or {}).get("status") == "True"
             self._prune(site, rendered, changes, rolled_out=ready)
         wait = self._quiet_rollout(namespace, name, new)
@@ -152,6 +170,35 @@ class Reconciler:
             started = self._rolling.setdefault(key, self._clock())
         left = self.quiet_rollout - (self._clock() - started)
         return left if left > 0 else None
+
+    # --- what was verified in sync, to skip render on a pass that changes nothing ------------
+    def _still_verified(self, namespace: str, name: str, inputs: tuple[Any, ...]) -> render.Rendered | None:
+        """The rendered result of an earlier pass, if nothing it depends on has changed: the
+        same inputs (the spec's generation, the commit, the domains granted), and the same
+        children, each as it was when found in sync. Most passes are of this kind (a
+        Deployment's status moving during a rollout), and render is most of their cost."""
+        with self._lock:
+            memo = self._verified.get((namespace, name))
+        if memo is None or memo.inputs != inputs:
+            return None
+        live = {(c["kind"], c["metadata"]["name"]): c for c in self.view.children(namespace, name)}
+        if live.keys() != memo.children.keys() or any(
+                snapshot.fingerprint(obj) != memo.children[key] for key, obj in live.items()):
+            return None
+        return render.Rendered(objects=[], content_hash=memo.content_hash, checksum=memo.checksum)
+
+    def _verify(self, namespace: str, name: str, inputs: tuple[Any, ...], rendered: render.Rendered) -> None:
+        """Remember the children as they are now that they are in sync (after our writes);
+        not while one is left to prune (a superseded revision waits for the rollout)."""
+        live = self.view.children(namespace, name)
+        wanted = {(o["kind"], o["metadata"]["name"]) for o in rendered.objects}
+        children = {(c["kind"], c["metadata"]["name"]): snapshot.fingerprint(c) for c in live}
+        with self._lock:
+            if wanted == children.keys():
+                self._verified[namespace, name] = _Verified(inputs, rendered.checksum, rendered.content_hash,
+                                                            children)
+            else:
+                self._verified.pop((namespace, name), None)
 
     # --- stages ------------------------------------------------------------------
     def _source(self, site: Obj, spec: models.StaticSiteSpec) -> Source:
