@@ -91,5 +91,5 @@ def fingerprint(obj: Obj) -> str:
     meta = obj["metadata"]
     kept = {k: meta.get(k) for k in ("labels", "annotations", "ownerReferences")}
     kept |= {k: obj.get(k) for k in ("spec", "dataHashes", "immutable")}
-    return hashlib.sha1(json.dumps(kept, sort_keys=True, separators=(",", ":")).encode(),  # noqa: S324
+    return hashlib.sha1(json.dumps(kept, sort_keys=True, separators=(",", ":")).encode(),
                         usedforsecurity=False).hexdigest()
