@@ -143,9 +143,9 @@ class Reconciler:
             revision=source.revision if rendered else (previous or {}).get("revision"),
             hosts=grant.hosts if rendered else None,
         ), previous)
-        if rendered is not None and sync_problem is None and not verified:
+        if rendered is not None and sync_problem is None:
             ready = (status.condition(new, c.READY) or {}).get("status") == "True"
-            self._prune(site, rendered, changes, rolled_out=ready)
+            self._prune(site, rendered.wanted, changes, rolled_out=ready)
         wait = self._quiet_rollout(namespace, name, new)
         if wait is None and not status.same(previous, new):
             self.view.wrote(self.client.patch_status(namespace, name, new))
@@ -182,17 +182,17 @@ class Reconciler:
         if memo is None or memo.inputs != inputs:
             return None
         live = {(c["kind"], c["metadata"]["name"]): c for c in self.view.children(namespace, name)}
-        if live.keys() != memo.children.keys() or any(
-                snapshot.fingerprint(obj) != memo.children[key] for key, obj in live.items()):
+        if not memo.children.keys() <= live.keys() or any(
+                snapshot.fingerprint(live[key]) != print_ for key, print_ in memo.children.items()):
             return None
-        return render.Rendered(objects=[], content_hash=memo.content_hash, checksum=memo.checksum)
+        return render.Rendered(objects=[], content_hash=memo.content_hash, checksum=memo.checksum,
+                               names=frozenset(memo.children))
 
     def _verify(self, namespace: str, name: str, inputs: tuple[Any, ...], rendered: render.Rendered) -> None:
-        """Remember the children as they are now that they are in sync (after our writes);
-        not while one is left to prune (a superseded revision waits for the rollout)."""
-        live = self.view.children(namespace, name)
-        wanted = {(o["kind"], o["metadata"]["name"]) for o in rendered.objects}
-        children = {(c["kind"], c["metadata"]["name"]): snapshot.fingerprint(c) for c in live}
+        """Remember the wanted children as they are now that they are in sync (after our writes)."""
+        wanted = rendered.wanted
+        children = {(c["kind"], c["metadata"]["name"]): snapshot.fingerprint(c)
+                    for c in self.view.children(namespace, name) if (c["kind"], c["metadata"]["name"]) in wanted}
         with self._lock:
             if wanted == children.keys():
                 self._verified[namespace, name] = _Verified(inputs, rendered.checksum, rendered.content_hash,
@@ -292,12 +292,11 @@ class Reconciler:
         self._taken.discard(key)
         return self.client.apply(obj)
 
-    def _prune(self, site: Obj, rendered: render.Rendered, changes: Changes, *, rolled_out: bool) -> None:
+    def _prune(self, site: Obj, wanted: frozenset[tuple[str, str]], changes: Changes, *, rolled_out: bool) -> None:
         """Delete the children the spec no longer asks for (the Ingress of a site without
         domains), only ours, by UID; and a superseded revision's ConfigMap once the new
         revision is rolled out (until then, the old pods mount it)."""
         meta = site["metadata"]
-        wanted = {(o["kind"], o["metadata"]["name"]) for o in rendered.objects}
         prunable = {k.kind for k in kinds.PRUNABLE}
         versioned = {k.kind for k in kinds.VERSIONED}
         for child in self.view.children(meta["namespace"], meta["name"]):

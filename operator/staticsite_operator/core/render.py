@@ -87,6 +87,14 @@ class Rendered:
     objects: list[dict[str, Any]]  # in apply order
     content_hash: str              # "sha256:<hex>" of the files, for status.contentHash
     checksum: str                  # content + nginx.conf: the pod-template annotation
+    names: frozenset[tuple[str, str]] | None = None  # (kind, name) of the objects, when they are not held
+
+    @property
+    def wanted(self) -> frozenset[tuple[str, str]]:
+        """(kind, name) of every child the site wants."""
+        if self.names is not None:
+            return self.names
+        return frozenset((o["kind"], o["metadata"]["name"]) for o in self.objects)
 
 
 def config_key(path: str) -> str:
