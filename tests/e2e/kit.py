@@ -145,14 +145,22 @@ def cluster_ip(cluster: Cluster, namespace: str, service: str) -> str:
     return ip
 
 
+# Run inside a container: its UID and GID, what the kernel says of its privileges, and
+# whether / is writable. Only sh, id, grep and touch are needed.
+PROBE_SCRIPT = ("id -u; id -g; grep -E '^(NoNewPrivs|CapEff|Seccomp):' /proc/self/status; "
+                "if touch /probe-root-write 2>/dev/null; then echo root-writable; else echo root-read-only; fi")
+
+
+def parse_probe(output: str) -> dict[str, str]:
+    lines = output.strip().split("\n")
+    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in lines[2:] if ":" in line)}
+    return {"uid": lines[0].strip(), "gid": lines[1].strip(), "root": lines[-1].strip(), **fields}
+
+
 def security_probe(cluster: Cluster, namespace: str, pod: str, container: str) -> dict[str, str]:
     """What the kernel says about a running container's process, read from inside it."""
-    script = ("id -u; id -g; grep -E '^(NoNewPrivs|CapEff|Seccomp):' /proc/self/status; "
-              "if touch /probe-root-write 2>/dev/null; then echo root-writable; else echo root-read-only; fi")
-    out = cluster.kubectl("-n", namespace, "exec", pod, "-c", container, "--", "sh", "-c", script).stdout.split("\n")
-    fields = dict(line.split(":", 1) for line in out[2:] if ":" in line)
-    return {"uid": out[0].strip(), "gid": out[1].strip(), "root": out[-2].strip(),
-            **{k.strip(): v.strip() for k, v in fields.items()}}
+    return parse_probe(cluster.kubectl("-n", namespace, "exec", pod, "-c", container, "--",
+                                       "sh", "-c", PROBE_SCRIPT).stdout)
 
 
 def assert_restricted(probe: dict[str, str], what: str) -> None:
