@@ -92,23 +92,36 @@ net_up() {
   firewall
 }
 
-# drop_chains TABLE PREFIX: remove chains named PREFIX* and every jump to them (portmap's
-# CNI-HOSTPORT-* chains outlive the pods that needed them).
+# drop_chains IPTABLES TABLE PREFIX: remove chains named PREFIX* and every jump to them.
 drop_chains() {
-  local table=$1 prefix=$2 c rule
-  local chains; chains=$(ipt -t "$table" -S | sed -n "s/^-N \($prefix[A-Za-z0-9_-]*\)$/\1/p")
+  local cmd=$1 table=$2 prefix=$3 c rule chains
+  chains=$("$cmd" -w 10 -t "$table" -S 2>/dev/null | sed -n "s/^-N \($prefix[A-Za-z0-9_-]*\)$/\1/p")
   [[ -n "$chains" ]] || return 0
-  for c in $chains; do ipt -t "$table" -F "$c"; done
-  ipt -t "$table" -S | grep -E -- "-j $prefix" | sed 's/^-A /-D /' | while read -r rule; do
-    eval "ipt -t $table $rule" || true   # eval: -S quotes comments the way a shell reads them
+  for c in $chains; do "$cmd" -w 10 -t "$table" -F "$c"; done
+  "$cmd" -w 10 -t "$table" -S | { grep -E -- "-j $prefix" || true; } | sed 's/^-A /-D /' | while read -r rule; do
+    eval "\"\$cmd\" -w 10 -t $table $rule" || true   # eval: -S quotes comments the way a shell reads them
   done
-  for c in $chains; do ipt -t "$table" -X "$c" || true; done
+  for c in $chains; do "$cmd" -w 10 -t "$table" -X "$c" || true; done
+}
+
+# What the kubelet and kube-proxy leave in both families after `kube-proxy --cleanup`
+# (the kubelet's KUBE-FIREWALL, KUBE-KUBELET-CANARY, KUBE-IPTABLES-HINT), and portmap's
+# CNI-HOSTPORT-* chains, which outlive the pods that needed them.
+drop_node_chains() {
+  local cmd table
+  for cmd in iptables ip6tables; do
+    command -v "$cmd" >/dev/null || continue
+    for table in filter nat mangle; do
+      drop_chains "$cmd" "$table" KUBE-
+      drop_chains "$cmd" "$table" CNI-
+    done
+  done
 }
 
 net_down() {
   unchain filter "$CHAIN_IN" INPUT
   unchain filter "$CHAIN_FWD" FORWARD
-  drop_chains nat CNI-
+  drop_node_chains
   ip route del blackhole "$SHARED_RANGE" 2>/dev/null || true
   ip route del "$SERVICE_CIDR" dev "$NODE_BRIDGE" 2>/dev/null || true
   ip link del "$NODE_BRIDGE" 2>/dev/null || true
@@ -377,10 +390,10 @@ unmount_all() {
   done
 }
 
-# The kubelet's pod cgroups (cgroupfs driver, v1: one tree per controller).
+# The kubelet's pod cgroups (cgroupfs driver, v1: one tree per controller) and BuildKit's.
 remove_cgroups() {
   local root
-  for root in /sys/fs/cgroup/*/kubepods; do
+  for root in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/*/buildkit; do
     [[ -d "$root" ]] || continue
     find "$root" -depth -type d -exec rmdir {} \; 2>/dev/null || log "could not remove all of $root"
   done
