@@ -10,15 +10,16 @@
 #   hack/cluster.sh env                 print `export` lines for PATH and KUBECONFIG
 #   hack/cluster.sh use-real-node NS    pods of namespace NS go to the real node
 #
-# REAL_NODE=0 starts the control plane and the fake nodes only (one real node per
-# machine: its network is fixed, see hack/lib.sh).
+# There is one real node per machine (its network is fixed, see hack/lib.sh). It belongs
+# to the default cluster; other clusters (CLUSTER_NAME=..., such as the bench's) have
+# fake nodes only, unless REAL_NODE=1. REAL_NODE=0 leaves it out of the default one.
 set -euo pipefail
 log_tag=cluster
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 NODES=${NODES:-2}
-REAL_NODE=${REAL_NODE:-1}
+if [[ $CLUSTER_NAME == staticsite ]]; then REAL_NODE=${REAL_NODE:-1}; else REAL_NODE=${REAL_NODE:-0}; fi
 
 status() {
   api_up || return 1
@@ -123,7 +124,7 @@ control_plane_up() {
   if [[ -d "$cluster_dir" ]]; then
     log "removing a stale cluster $CLUSTER_NAME"
     [[ $REAL_NODE == 0 ]] || "$hack_dir/node.sh" down
-    kwokctl delete cluster --name "$CLUSTER_NAME" >&2 || rm -rf "$cluster_dir"
+    kwokctl delete cluster --name "$CLUSTER_NAME" >/dev/null 2>&1 || rm -rf "$cluster_dir"
   fi
   mkdir -p "$KWOK_WORKDIR"
   audit_policy
@@ -131,11 +132,14 @@ control_plane_up() {
   local config=$KWOK_WORKDIR/$CLUSTER_NAME.kwokctl.yaml
   kwokctl_config "$config"
   log "starting cluster $CLUSTER_NAME (kube $KUBE_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION) on 127.0.0.1"
-  kwokctl create cluster --name "$CLUSTER_NAME" --config "$config" --kubeconfig "" \
-    --wait 120s >&2 || die "kwokctl failed; component logs are in $cluster_dir/logs/"
+  # kwokctl logs JSON lines: kept in a file, shown when it fails.
+  kwokctl create cluster --name "$CLUSTER_NAME" --config "$config" --kubeconfig "" --wait 120s \
+    >"$KWOK_WORKDIR/$CLUSTER_NAME.kwokctl.log" 2>&1 ||
+    { tail -20 "$KWOK_WORKDIR/$CLUSTER_NAME.kwokctl.log" >&2; die "kwokctl failed; component logs are in $cluster_dir/logs/"; }
   cp "$cluster_dir/kubeconfig.yaml" "$KUBECONFIG_PATH"
   log "adding $NODES fake nodes"
-  kwokctl scale node --name "$CLUSTER_NAME" --replicas "$NODES" >&2
+  kwokctl scale node --name "$CLUSTER_NAME" --replicas "$NODES" >>"$KWOK_WORKDIR/$CLUSTER_NAME.kwokctl.log" 2>&1 ||
+    die "kwokctl scale node failed: see $KWOK_WORKDIR/$CLUSTER_NAME.kwokctl.log"
   kube wait --for=condition=Ready node -l "$FAKE_NODE_LABEL" --timeout=60s >/dev/null
 }
 
@@ -154,7 +158,7 @@ up() {
 down() {
   [[ $REAL_NODE == 0 ]] || "$hack_dir/node.sh" down
   if [[ -d "$cluster_dir" ]]; then
-    kwokctl delete cluster --name "$CLUSTER_NAME" >&2
+    kwokctl delete cluster --name "$CLUSTER_NAME" >/dev/null 2>&1 || die "kwokctl delete cluster $CLUSTER_NAME failed"
   fi
   rm -f "$KUBECONFIG_PATH"
   log "cluster $CLUSTER_NAME deleted"

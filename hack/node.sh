@@ -326,12 +326,24 @@ node_ready() {
   [[ "$(kube get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]
 }
 
+# The node serves one cluster at a time: the first to start it owns it until `down`.
+owner_id="$CLUSTER_NAME $KWOK_WORKDIR"
+owner() { cat "$node_run/owner" 2>/dev/null || true; }
+owned_by_another() {
+  local o; o=$(owner)
+  [[ -n "$o" && "$o" != "$owner_id" ]] && [[ -n "$(daemon_pid kubelet)$(daemon_pid containerd)" ]]
+}
+
 up() {
+  if owned_by_another; then
+    die "the real node serves cluster '$(owner)': stop that one first, or start this one with REAL_NODE=0"
+  fi
   [[ -x "$TOOLS_BIN/kubelet" && -x "$TOOLS_BIN/containerd" ]] || "$hack_dir/build-tools.sh" >&2
   api_up || die "the API server is not running: start the cluster with hack/cluster.sh up"
   api_port=$(sed -n 's#^ *server: https://127.0.0.1:\([0-9]*\).*#\1#p' "$KUBECONFIG_PATH" | head -1)
   [[ -n "$api_port" ]] || die "no https://127.0.0.1:PORT server in $KUBECONFIG_PATH"
   net_up
+  echo "$owner_id" >"$node_run/owner"
   firewall "$api_port"
   certificates
   kubeconfig kubelet
@@ -400,6 +412,7 @@ remove_cgroups() {
 }
 
 down() {
+  if owned_by_another; then log "the real node serves cluster '$(owner)': left alone"; return; fi
   drain
   stop_daemon kubelet 20
   stop_daemon api-relay
@@ -424,7 +437,8 @@ status() {
 }
 
 case "${1:-}" in
-  net) net_up ;;
+  net) if owned_by_another; then die "the real node serves cluster '$(owner)': start this one with REAL_NODE=0"; fi
+       net_up ;;
   up) up ;;
   down) down ;;
   status) status ;;

@@ -51,9 +51,11 @@ def images(node: str) -> kit.Images:
     return kit.images()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def operator(cluster: Cluster, crd: None, images: kit.Images) -> Iterator[kit.OperatorRelease]:
-    """The chart, installed once for the session (cluster-wide unless a test asks otherwise)."""
+    """The chart, installed for this package's tests (cluster-wide unless a test asks otherwise),
+    and uninstalled after them: a cluster-wide operator left running would also reconcile
+    the sites of the integration tests, which run their own operator."""
     release = kit.OperatorRelease(cluster)
     yield release
     release.uninstall()
