@@ -45,16 +45,17 @@ images: cluster-up ## Build the operator, nginx, fetcher and fixture images into
 ##@ Develop
 .PHONY: dev crd lint fmt run
 crd: venv ## Regenerate crds/ and the chart's copy from models.py
-	cd operator && ../$(PY) -m staticsite_operator.crd > ../crds/staticsite.dev_staticsites.yaml
+	cd operator && ../$(PY) -m staticsite_operator.api.crd > ../crds/staticsite.dev_staticsites.yaml
 	cp crds/staticsite.dev_staticsites.yaml charts/staticsite-operator/crds/ 2>/dev/null || true
 
 dev: venv images ## Cluster + example sites served on 127.0.0.1, and the operator running here (Ctrl-C stops)
-	@hack/dev.sh $(VENV)/bin/kopf
+	@hack/dev.sh $(PY)
 
-lint: venv ## ruff, mypy --strict, the import layering contract
+lint: venv ## ruff, mypy --strict, the import layers contract, hadolint
 	$(VENV)/bin/ruff check operator tests bench hack
 	$(VENV)/bin/mypy
 	cd operator && ../$(VENV)/bin/lint-imports --config ../pyproject.toml
+	$(VENV)/bin/hadolint Dockerfile
 
 fmt: venv ## Fix what ruff can fix
 	$(VENV)/bin/ruff check --fix operator tests bench hack

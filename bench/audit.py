@@ -27,6 +27,9 @@ class Request:
     user: str
     user_agent: str
     code: int
+    uri: str = ""        # the request URI, query included
+    group: str = ""      # API group of the object ("" for the core group)
+    namespace: str = ""
 
 
 @dataclass
@@ -127,6 +130,9 @@ class AuditLog:
                         resource=_resource(rec), user=rec.get("user", {}).get("username", ""),
                         user_agent=rec.get("userAgent", ""),
                         code=int((rec.get("responseStatus") or {}).get("code", 0)),
+                        uri=str(rec.get("requestURI", "")),
+                        group=str((rec.get("objectRef") or {}).get("apiGroup", "")),
+                        namespace=str((rec.get("objectRef") or {}).get("namespace", "")),
                     ))
         return out
 

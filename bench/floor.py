@@ -21,8 +21,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from staticsite_operator import models, render
-from staticsite_operator.labels import FIELD_MANAGER
+from staticsite_operator.api import models
+from staticsite_operator.core import render
+from staticsite_operator.core.labels import FIELD_MANAGER
 
 from . import sites
 from .kclient import collection

@@ -16,6 +16,8 @@ from typing import Any
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
+from staticsite_operator.core import kinds
+
 # Only partly annotated; as Any, its calls type-check without a per-module mypy override.
 k8s: Any = kubernetes
 
@@ -41,10 +43,8 @@ def object_path(obj: dict[str, Any]) -> str:
     return f"{collection(obj['apiVersion'], plural, obj['metadata'].get('namespace'))}/{obj['metadata']['name']}"
 
 
-PLURALS = {
-    "ConfigMap": "configmaps", "Service": "services", "Deployment": "deployments", "Ingress": "ingresses",
-    "StaticSite": "staticsites", "Namespace": "namespaces",
-}
+# The operator's one table of kinds (core.kinds), plus what only the bench creates.
+PLURALS = {k.kind: k.plural for k in kinds.BY_NAME.values()} | {"Namespace": "namespaces"}
 
 
 class Client:

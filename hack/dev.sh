@@ -4,13 +4,13 @@
 # Ctrl-C, `make dev` again: no image to rebuild). Ctrl-C stops the operator and the
 # port-forwards; the cluster keeps running (`make cluster-down` stops it).
 #
-#   hack/dev.sh KOPF     KOPF: the venv's kopf executable
+#   hack/dev.sh PYTHON     PYTHON: the venv's python (the operator is `python -m staticsite_operator`)
 set -euo pipefail
 log_tag=dev
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-kopf_bin=${1:?usage: $0 PATH-TO-KOPF}
+python=${1:?usage: $0 PATH-TO-VENV-PYTHON}
 root=$(cd "$hack_dir/.." && pwd)
 NAMESPACE=default
 supervisors=()
@@ -61,10 +61,9 @@ main() {
   echo
   log "the URLs answer once the operator has rolled out each site (a few seconds); nginx is $nginx_image"
   log "operator starting; in another shell: eval \"\$(hack/cluster.sh env)\"; kubectl get staticsites -A"
-  KUBECONFIG=$KUBECONFIG_PATH STATICSITE_METRICS_PORT=9090 STATICSITE_NGINX_IMAGE=$nginx_image \
-    STATICSITE_FETCHER_IMAGE=$fetcher_image \
-    "$kopf_bin" run --standalone --all-namespaces --liveness=http://127.0.0.1:8081/healthz \
-    -m staticsite_operator.handlers
+  KUBECONFIG=$KUBECONFIG_PATH STATICSITE_LISTEN_ADDRESS=127.0.0.1 STATICSITE_HEALTH_PORT=8081 \
+    STATICSITE_NGINX_IMAGE=$nginx_image STATICSITE_FETCHER_IMAGE=$fetcher_image \
+    "$python" -m staticsite_operator
 }
 
 main

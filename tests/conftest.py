@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench import audit as audit_log
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER_SH = ROOT / "hack" / "cluster.sh"
@@ -142,26 +143,21 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 60, interval: float 
 
 
 class AuditLog:
-    """Write requests the API server recorded (the local cluster's audit policy logs writes only)."""
+    """Write requests the API server recorded since the last mark (bench.audit reads the
+    log, rotated files included; the local cluster's audit policy logs every write)."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
+        self.log = audit_log.AuditLog(path)
         self.mark()
 
     def mark(self) -> None:
-        st = self.path.stat()
-        self.inode, self.offset = st.st_ino, st.st_size
+        self._mark = self.log.mark()
 
-    def writes(self, user_agent_prefixes: tuple[str, ...] = ("staticsite-operator", "kopf")) -> list[dict[str, Any]]:
-        # kube-apiserver rotates its audit log at 100 MB: reading a new file from the old
-        # offset would silently miss writes, which would make "no writes" a false pass.
-        if self.path.stat().st_ino != self.inode:
-            pytest.fail("the API server's audit log was rotated during the test: run it again")
-        with self.path.open() as f:
-            f.seek(self.offset)
-            records = [json.loads(line) for line in f if line.strip()]
-        return [r for r in records if r.get("userAgent", "").startswith(user_agent_prefixes)
-                and r.get("verb") not in ("get", "list", "watch")]
+    def writes(self, user_agent_prefixes: tuple[str, ...] = ("staticsite-operator", "kopf"),
+               user: str | None = None) -> list[audit_log.Request]:
+        return [r for r in self.log.read(self._mark, keep=(b"",))
+                if r.verb not in audit_log.READS and r.user_agent.startswith(user_agent_prefixes)
+                and (user is None or r.user == user)]
 
 
 @pytest.fixture

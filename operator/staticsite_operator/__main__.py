@@ -1,15 +1,8 @@
-"""`python -m staticsite_operator` / `staticsite-operator`: the container's entrypoint.
+"""`python -m staticsite_operator` / `staticsite-operator`: the operator's one launch command.
 
-A thin shell over `kopf run` so the image and the chart configure the operator with
-environment variables instead of a long, easy-to-get-wrong command line:
-
-    STATICSITE_NAMESPACES   comma-separated namespaces to watch; empty = all namespaces
-    STATICSITE_LOG_FORMAT   plain | full | json (kopf's formats; json for log pipelines)
-    STATICSITE_HEALTH_PORT  liveness endpoint port (GET /healthz), default 8080
-    STATICSITE_METRICS_PORT Prometheus endpoint port, default 9090 (0 disables)
-    STATICSITE_WORKERS      concurrent reconciles, default 8
-
-Extra arguments are passed to `kopf run` unchanged (e.g. --verbose).
+The image, the chart, `make dev`, the tests and the bench all start the operator through
+`kopf_args`, configured by environment variables (config.Config lists them all). Extra
+arguments are passed to `kopf run` unchanged (e.g. --verbose).
 """
 
 from __future__ import annotations
@@ -21,17 +14,16 @@ from collections.abc import MutableMapping
 
 from kopf.cli import main as kopf_main
 
+from .config import Config, ConfigError
 
-def kopf_args(env: dict[str, str], extra: list[str]) -> list[str]:
-    namespaces = [ns.strip() for ns in env.get("STATICSITE_NAMESPACES", "").split(",") if ns.strip()]
-    scope = [f"--namespace={ns}" for ns in namespaces] or ["--all-namespaces"]
-    port = env.get("STATICSITE_HEALTH_PORT", "8080")
-    return [
-        "run", "--standalone", "-m", "staticsite_operator.handlers",
-        f"--liveness=http://0.0.0.0:{port}/healthz",
-        f"--log-format={env.get('STATICSITE_LOG_FORMAT', 'plain')}",
-        *scope, *extra,
-    ]
+APP = "staticsite_operator.app"
+
+
+def kopf_args(config: Config, extra: list[str] | None = None) -> list[str]:
+    """The `kopf run` command line for `config`."""
+    scope = [f"--namespace={ns}" for ns in config.namespaces] or ["--all-namespaces"]
+    health = [f"--liveness=http://{config.listen_address}:{config.health_port}/healthz"] if config.health_port else []
+    return ["run", "--standalone", "-m", APP, *health, f"--log-format={config.log_format}", *scope, *(extra or [])]
 
 
 def prepare(env: MutableMapping[str, str]) -> None:
@@ -46,8 +38,12 @@ def prepare(env: MutableMapping[str, str]) -> None:
 
 
 def main() -> None:
+    try:
+        config = Config.from_env(os.environ)
+    except ConfigError as exc:
+        sys.exit(f"staticsite-operator: bad configuration: {exc}")
     prepare(os.environ)
-    kopf_main(args=kopf_args(dict(os.environ), sys.argv[1:]), prog_name="staticsite-operator")
+    kopf_main(args=kopf_args(config, sys.argv[1:]), prog_name="staticsite-operator")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ from typing import Any
 import kopf.testing
 import yaml
 
+from staticsite_operator.__main__ import kopf_args
+from staticsite_operator.config import Config
 from tests.conftest import Cluster, wait_for
 
 EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples"
@@ -83,9 +85,10 @@ def events(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
 
 @contextlib.contextmanager
 def running_operator(namespace: str) -> Iterator[kopf.testing.KopfRunner]:
-    """The operator in a thread of this process, watching one namespace (as kopf's docs suggest)."""
-    args = ["run", "--standalone", f"--namespace={namespace}", "-m", "staticsite_operator.handlers"]
-    with kopf.testing.KopfRunner(args, timeout=60) as runner:
+    """The operator in a thread of this process, watching one namespace (as kopf's docs suggest),
+    started with the launch command the image uses."""
+    config = Config.from_env({"STATICSITE_NAMESPACES": namespace, "STATICSITE_HEALTH_PORT": "0"})
+    with kopf.testing.KopfRunner(kopf_args(config), timeout=60) as runner:
         yield runner
     assert runner.exception is None, runner.output
     assert runner.exit_code == 0, runner.output

@@ -52,6 +52,22 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("tls without domains", {"content": {"inline": FILES}, "ingress": {"tls": {"secretName": "x"}}},
      "spec.ingress.tls"),
     ("unknown field", {"content": {"inline": FILES}, "routing": {"spaa": True}}, "spaa"),
+    # A tenant trying to read outside its site (tenant security): each was admitted before.
+    ("rewrite out of the root", {"content": {"inline": FILES}, "routing": {"redirects": [
+        {"from": "/leak", "to": "/../../etc/passwd", "status": 200}]}}, "spec.routing.redirects[0].to"),
+    ("splat out of the root", {"content": {"inline": FILES}, "routing": {"redirects": [
+        {"from": "/f/*", "to": "/../../:splat", "status": 200}]}}, "spec.routing.redirects[0].to"),
+    ("encoded dots", {"content": {"inline": FILES}, "routing": {"redirects": [
+        {"from": "/leak", "to": "/%2e%2e/%2e%2e/etc/passwd", "status": 200}]}}, "spec.routing.redirects[0].to"),
+    ("dots in from", {"content": {"inline": FILES}, "routing": {"redirects": [
+        {"from": "/a/../b", "to": "/c", "status": 301}]}}, "spec.routing.redirects[0].from"),
+    ("dots in a header path", {"content": {"inline": FILES}, "routing": {"headers": [
+        {"path": "/..data/*", "set": {"X-A": "b"}}]}}, "spec.routing.headers[0].path"),
+    ("newline in an annotation key", {"content": {"inline": FILES},
+                                      "ingress": {"annotations": {"a\nb": "x"}}}, "spec.ingress.annotations"),
+    ("over-long annotation key", {"content": {"inline": FILES},
+                                  "ingress": {"annotations": {"k" * 1023: "x"}}}, "spec.ingress.annotations"),
+    ("an IP address as a domain", {"content": {"inline": FILES}, "domains": ["127.0.0.1"]}, "spec.domains[0]"),
 ]
 
 

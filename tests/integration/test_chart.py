@@ -204,8 +204,30 @@ def test_cluster_wide_mode_renders_cluster_rbac() -> None:
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "rel-staticsite-operator", "namespace": "ops"}]
     assert binding["roleRef"]["name"] == only(docs, "ClusterRole")[0]["metadata"]["name"]
     container = only(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["STATICSITE_NAMESPACES"] == ""  # all namespaces
+
+
+def test_the_chart_sets_only_variables_the_operator_reads() -> None:
+    """config.Config lists every variable; a typo in the chart would be silently ignored."""
+    from staticsite_operator.config import Config
+
+    container = only(render(), "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+    names = {e["name"] for e in container["env"]}
+    assert names - {"POD_ID"} <= set(Config.variables()), names - set(Config.variables())
+    Config.from_env({e["name"]: e["value"] for e in container["env"] if "value" in e})  # and parses
+
+
+def test_the_rules_cover_every_child_kind() -> None:
+    """core.kinds is the one table of child kinds: the chart lets the operator watch, read,
+    create and patch each, and delete exactly the kinds it may prune (least privilege)."""
+    from staticsite_operator.core import kinds
+
+    rules = only(render(), "ClusterRole")[0]["rules"]
+    for kind in kinds.CHILD_KINDS:
+        verbs = {v for r in rules if kind.group in r["apiGroups"] and kind.plural in r["resources"] for v in r["verbs"]}
+        wanted = {"get", "list", "watch", "create", "patch"} | ({"delete"} if kind in kinds.PRUNABLE else set())
+        assert verbs == wanted, kind.kind
 
 
 def test_namespaced_mode_renders_a_role_per_namespace_and_nothing_cluster_wide() -> None:
@@ -221,7 +243,7 @@ def test_namespaced_mode_renders_a_role_per_namespace_and_nothing_cluster_wide()
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "rel-staticsite-operator",
                                         "namespace": "ops"}]
     container = only(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["STATICSITE_NAMESPACES"] == "team-a,team-b"
 
 
@@ -264,7 +286,7 @@ def test_values_reach_the_deployment() -> None:
     (deployment,) = only(docs, "Deployment")
     pod = deployment["spec"]["template"]
     container = pod["spec"]["containers"][0]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["STATICSITE_METRICS_PORT"] == "0"
     assert env["STATICSITE_LOG_FORMAT"] == "json"
     assert env["STATICSITE_WORKERS"] == "3"

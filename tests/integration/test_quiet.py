@@ -22,7 +22,7 @@ def _reconciles() -> float:
 
 
 def _summary(writes: list[dict[str, object]]) -> list[str]:
-    return [f"{w['verb']} {w.get('requestURI')} ({w.get('userAgent')})" for w in writes]
+    return [f"{w.verb} {w.uri} ({w.user_agent})" for w in writes]
 
 
 def test_no_writes_when_idle_or_after_restart(cluster: Cluster, namespace: str, audit: AuditLog) -> None:

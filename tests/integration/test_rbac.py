@@ -38,7 +38,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, Cluster, wait_for
+from tests.conftest import ROOT, AuditLog, Cluster, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -151,20 +151,13 @@ def ready(cluster: Cluster, namespace: str, name: str) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
 
 
-def writes_by(audit_log: Path, offset: int, user: str) -> list[dict[str, Any]]:
-    with audit_log.open() as f:
-        f.seek(offset)
-        records = [json.loads(line) for line in f if line.strip()]
-    return [r for r in records if r.get("user", {}).get("username") == user]
-
-
 def test_operator_reconciles_as_its_service_account(cluster: Cluster, installed: Install, tmp_path: Path) -> None:
     inst = installed
     kubeconfig = token_kubeconfig(cluster, inst, tmp_path / "kubeconfig")
     port = free_port()
     env = dict(os.environ, KUBECONFIG=str(kubeconfig), STATICSITE_METRICS_PORT="0",
                STATICSITE_HEALTH_PORT=str(port), STATICSITE_NAMESPACES=",".join(inst.served))
-    audit_offset = cluster.audit_log.stat().st_size if cluster.audit_log else 0
+    audit = AuditLog(cluster.audit_log) if cluster.audit_log else None
     log_path = tmp_path / "operator.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "staticsite_operator", "--verbose"], env=env,
@@ -191,15 +184,13 @@ def test_operator_reconciles_as_its_service_account(cluster: Cluster, installed:
     denied = [line for line in log.splitlines() if "Forbidden" in line or " 403" in line]
     assert not denied, "the operator was denied something it tried:\n" + "\n".join(denied[:10])
 
-    if cluster.audit_log is not None:  # only the local cluster writes an audit log
-        records = writes_by(cluster.audit_log, audit_offset, inst.user)
-        failed = [(r["verb"], r["requestURI"], r["responseStatus"]["code"]) for r in records
-                  if r["responseStatus"]["code"] >= 400]
+    if audit is not None:  # only the local cluster writes an audit log
+        records = audit.writes(user_agent_prefixes=("",), user=inst.user)
+        failed = [(r.verb, r.uri, r.code) for r in records if r.code >= 400]
         assert not failed
-        seen = {(r["verb"], r["objectRef"].get("apiGroup", ""), r["objectRef"]["resource"],
-                 r["objectRef"].get("subresource", "")) for r in records}
+        seen = {(r.verb, r.group, *[*r.resource.split("/"), ""][:2]) for r in records}
         assert seen == EXPECTED_WRITES
-        assert {r["objectRef"]["namespace"] for r in records} <= set(inst.served)
+        assert {r.namespace for r in records} <= set(inst.served)
 
 
 def reconcile_and_check(cluster: Cluster, inst: Install) -> None:

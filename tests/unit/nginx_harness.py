@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
-from staticsite_operator import models
-from staticsite_operator.nginxconf import render_nginx_conf
+from staticsite_operator.api import models
+from staticsite_operator.core.nginxconf import render_nginx_conf
 
 NGINX_MISSING = (
     "nginx is required for the tests marked `nginx` and was not found on PATH or at /usr/sbin/nginx. "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from staticsite_operator import crd
+from staticsite_operator.api import crd
 
 CRD_FILE = Path(__file__).resolve().parents[2] / "crds" / "staticsite.dev_staticsites.yaml"
 

@@ -4,7 +4,7 @@ equivalences (quantities, named-list merging, server defaults), and says where i
 
 from __future__ import annotations
 
-from staticsite_operator import drift
+from staticsite_operator.core import drift
 
 
 def test_extra_live_fields_are_not_drift() -> None:

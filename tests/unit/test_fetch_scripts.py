@@ -28,14 +28,15 @@ from pathlib import Path
 import pytest
 
 import staticsite_operator
-from staticsite_operator import models, render
+from staticsite_operator.api import models
+from staticsite_operator.core import render
 
 from .gitserver import GitServer, QuietHandler, http_server, serve_git
 from .nginx_harness import Server, _free_port, make_spec, serve, workdir
 
 pytestmark = pytest.mark.nginx
 
-TEMPLATES = Path(staticsite_operator.__file__).parent / "templates"
+TEMPLATES = Path(staticsite_operator.__file__).parent / "core" / "templates"
 FETCH_GIT = TEMPLATES / "fetch-git.sh"
 FETCH_ARCHIVE = TEMPLATES / "fetch-archive.sh"
 TOKEN = "ghp_Sup3rSecretTokenValue"

@@ -3,12 +3,16 @@
 Covers branches, annotated and lightweight tags, full refnames, HEAD, pinned SHAs (no
 network at all), a branch that moves, private repositories (no token, the right one, a
 wrong one), redirects (the token stays on the repository's origin), and the errors a
-user sees: missing refs list the branches, unreachable and non-git servers say so, and
-no message or log record ever holds the token.
+user sees: missing refs list the branches; any failure to get a git answer (unreachable,
+closed, silent, non-git, HTTP errors) reads the same, so a tenant cannot tell an open port
+from a closed one, while the operator's log keeps the cause; no message or log record
+ever holds the token. The servers run on 127.0.0.1, which the default egress policy
+refuses: these tests allow loopback explicitly (test_egress covers the refusals).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 import time
@@ -20,12 +24,16 @@ from pathlib import Path
 
 import pytest
 
-from staticsite_operator import gitremote
-from staticsite_operator.gitremote import GitError, parse_advertisement, resolve_ref
+from staticsite_operator.clients import gitremote
+from staticsite_operator.clients.egress import Guard
+from staticsite_operator.clients.gitremote import NO_ANSWER, GitError, parse_advertisement
+from staticsite_operator.core.policy import Network, Policy
 
 from .gitserver import GitServer, QuietHandler, http_server, serve_git
 
 TOKEN = "glpat-s3cr3t-Token_value"
+LOOPBACK = Guard(Policy(allowed_networks=(Network(ipaddress.ip_network("127.0.0.1/32")),)))
+resolve_ref = partial(gitremote.resolve_ref, guard=LOOPBACK)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +94,7 @@ def test_full_refnames_and_head(repo: GitServer) -> None:
 
 
 def test_ls_remote_peels_annotated_tags(repo: GitServer) -> None:
-    refs = gitremote.ls_remote(repo.url)
+    refs = gitremote.ls_remote(repo.url, guard=LOOPBACK)
     assert refs == {"HEAD": repo.commits[2], "refs/heads/main": repo.commits[2], "refs/heads/dev": repo.commits[0],
                     "refs/tags/v1": repo.commits[1], "refs/tags/light": repo.commits[0]}
 
@@ -119,13 +127,13 @@ def test_same_origin_redirects_are_followed(repo: GitServer) -> None:
 
 # --- Private repositories -------------------------------------------------------------
 
-def test_private_without_token(private: GitServer) -> None:
+def test_private_without_token(private: GitServer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     with pytest.raises(GitError) as err:
         resolve_ref(private.url, "main")
-    assert "authentication required or refused" in str(err.value)
-    assert "401" in str(err.value)
-    assert "check secretRef" in str(err.value)
-    assert "no token was sent" in str(err.value)
+    assert str(err.value) == f"{private.url}: {NO_ANSWER}"
+    assert "secretRef" in str(err.value)
+    assert "authentication required or refused (HTTP 401, no token was sent)" in caplog.text
 
 
 def test_private_with_token(private: GitServer) -> None:
@@ -134,9 +142,11 @@ def test_private_with_token(private: GitServer) -> None:
     assert resolve_ref(private.moved_url, "main", token=TOKEN) == private.commits[2]  # same origin: still sent
 
 
-def test_private_with_a_wrong_token(private: GitServer) -> None:
-    with pytest.raises(GitError, match=r"refused.*check secretRef"):
+def test_private_with_a_wrong_token(private: GitServer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    with pytest.raises(GitError, match=r"no git repository answered.*secretRef"):
         resolve_ref(private.url, "main", token="wrong")
+    assert "the token was refused" in caplog.text
 
 
 def test_token_is_not_sent_to_another_origin(private: GitServer, serve_http: StartServer) -> None:
@@ -149,7 +159,7 @@ def test_token_is_not_sent_to_another_origin(private: GitServer, serve_http: Sta
 
     redirector = serve_http(Redirect)
     seen = len(private.authorization)
-    with pytest.raises(GitError, match="401"):
+    with pytest.raises(GitError, match="no git repository answered"):
         resolve_ref(f"http://127.0.0.1:{redirector.server_port}/elsewhere.git", "main", token=TOKEN)
     assert private.authorization[seen:] == [None]
 
@@ -191,17 +201,40 @@ def test_abbreviated_sha_is_explained(repo: GitServer) -> None:
         resolve_ref(repo.url, repo.commits[0][:7])
 
 
-def test_repository_not_found(repo: GitServer) -> None:
-    with pytest.raises(GitError, match="repository not found"):
+def test_repository_not_found(repo: GitServer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    with pytest.raises(GitError, match="no git repository answered"):
         resolve_ref(repo.url.replace("site.git", "absent.git"), "main")
+    assert "HTTP 404" in caplog.text
 
 
-def test_unreachable_server() -> None:
+def test_unreachable_server(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     url = f"http://127.0.0.1:{closed_port()}/site.git"
     with pytest.raises(GitError) as err:
         resolve_ref(url, "main", timeout=2)
-    assert str(err.value).startswith(f"{url}: cannot connect: ")
-    assert "refused" in str(err.value).lower()
+    assert str(err.value) == f"{url}: {NO_ANSWER}"
+    assert "cannot connect" in caplog.text and "refused" in caplog.text.lower()
+
+
+def test_an_open_port_and_a_closed_one_read_the_same(serve_http: StartServer) -> None:
+    """A tenant must not learn which ports are open by how a lookup failed."""
+    class Other(QuietHandler):
+        def do_GET(self) -> None:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    http_port = serve_http(Other).server_port
+    with socket.socket() as listener:  # open, silent
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        messages = []
+        for port in (http_port, closed_port(), listener.getsockname()[1]):
+            with pytest.raises(GitError) as err:
+                resolve_ref(f"http://127.0.0.1:{port}/r.git", "main", timeout=0.5)
+            messages.append(str(err.value).replace(str(port), "PORT"))
+    assert len(set(messages)) == 1, messages
 
 
 def test_a_silent_server_times_out() -> None:
@@ -209,7 +242,7 @@ def test_a_silent_server_times_out() -> None:
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
         start = time.monotonic()
-        with pytest.raises(GitError, match="timed out"):
+        with pytest.raises(GitError, match="no git repository answered"):
             resolve_ref(f"http://127.0.0.1:{listener.getsockname()[1]}/x.git", "main", timeout=0.5)
         assert time.monotonic() - start < 5
 
@@ -218,7 +251,7 @@ def test_a_dumb_http_server_is_not_enough(tmp_path: Path, serve_http: StartServe
     (tmp_path / "info").mkdir()
     (tmp_path / "info" / "refs").write_text("a" * 40 + "\trefs/heads/main\n")
     server = serve_http(partial(QuietHandler, directory=str(tmp_path)))
-    with pytest.raises(GitError, match="not a git repository served over smart HTTP"):
+    with pytest.raises(GitError, match="no git repository answered"):
         resolve_ref(f"http://127.0.0.1:{server.server_port}", "main")
 
 

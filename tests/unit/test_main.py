@@ -1,4 +1,4 @@
-"""The container entrypoint (`staticsite-operator`): kopf's arguments and its identity.
+"""The container entrypoint (`staticsite-operator`): its configuration, kopf's arguments and its identity.
 
 The identity test runs as UID 65532 with no passwd entry, as the image does. Before
 the fix, kopf's start-up raised `KeyError: 'getpwuid(): uid not found: 65532'` there,
@@ -16,22 +16,40 @@ import sys
 import pytest
 
 from staticsite_operator.__main__ import kopf_args, prepare
+from staticsite_operator.api import models
+from staticsite_operator.config import Config, ConfigError
 
 UID = 65532
 IDENTITY = "from kopf._core.engines.peering import detect_own_id; print(detect_own_id(manual=False))"
 
 
 def test_scope_is_all_namespaces_by_default() -> None:
-    args = kopf_args({}, [])
+    args = kopf_args(Config.from_env({}))
     assert "--all-namespaces" in args
     assert "--standalone" in args
+    assert "--liveness=http://0.0.0.0:8080/healthz" in args
 
 
 def test_namespaces_are_listed_exactly() -> None:
-    args = kopf_args({"STATICSITE_NAMESPACES": " team-a, ,team-b "}, ["--verbose"])
+    args = kopf_args(Config.from_env({"STATICSITE_NAMESPACES": " team-a, ,team-b "}), ["--verbose"])
     assert [a for a in args if a.startswith("--namespace")] == ["--namespace=team-a", "--namespace=team-b"]
     assert "--all-namespaces" not in args
     assert args[-1] == "--verbose"
+
+
+def test_configuration_is_typed_and_names_the_bad_variable() -> None:
+    config = Config.from_env({"STATICSITE_WORKERS": "3", "STATICSITE_METRICS_PORT": "0", "HOME": "/root"})
+    assert config.workers == 3 and config.metrics_port == 0
+    with pytest.raises(ConfigError, match="STATICSITE_WORKERS"):
+        Config.from_env({"STATICSITE_WORKERS": "many"})
+    with pytest.raises(ConfigError, match="STATICSITE_LOG_FORMAT"):
+        Config.from_env({"STATICSITE_LOG_FORMAT": "xml"})
+
+
+def test_empty_image_settings_mean_the_pinned_defaults() -> None:
+    """The chart passes "" when sites.nginxImage is not set."""
+    config = Config.from_env({"STATICSITE_NGINX_IMAGE": "", "STATICSITE_FETCHER_IMAGE": ""})
+    assert (config.nginx_image, config.fetcher_image) == (models.DEFAULT_NGINX_IMAGE, models.DEFAULT_FETCHER_IMAGE)
 
 
 def test_prepare_keeps_a_pod_id_that_is_set() -> None:
@@ -65,3 +83,13 @@ def test_entrypoint_gives_kopf_an_identity_as_uid_65532() -> None:
     result = _as_nobody("import os; from staticsite_operator.__main__ import prepare; prepare(os.environ); " + IDENTITY)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip(), "kopf computed an empty identity"
+
+
+def test_the_configuration_docs_are_generated_from_the_config() -> None:
+    from pathlib import Path
+
+    from staticsite_operator.config import markdown
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    assert markdown() in docs, "docs/configuration.md is stale: regenerate its table with " \
+                               "`python -m staticsite_operator.config`"

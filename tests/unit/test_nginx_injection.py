@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from staticsite_operator import models
-from staticsite_operator.nginxconf import (
+from staticsite_operator.api import models
+from staticsite_operator.core.nginxconf import (
     BASELINE_HEADERS,
     SPA_INDEX_CACHE_CONTROL,
     _path_regex,

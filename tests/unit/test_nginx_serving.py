@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from staticsite_operator.nginxconf import BASELINE_HEADERS
+from staticsite_operator.core.nginxconf import BASELINE_HEADERS
 
 from .nginx_harness import Response, Server, make_spec, serve
 

@@ -11,8 +11,8 @@ import re
 
 import pytest
 
-from staticsite_operator import models
-from staticsite_operator.nginxconf import BASELINE_HEADERS, _route_regex, render_nginx_conf
+from staticsite_operator.api import models
+from staticsite_operator.core.nginxconf import BASELINE_HEADERS, _route_regex, render_nginx_conf
 
 from .nginx_harness import check_spec, make_spec, parse_conf, walk
 

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from staticsite_operator import labels, models, render
+from staticsite_operator.api import models
+from staticsite_operator.core import labels, render
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("**/*.yaml"))
 

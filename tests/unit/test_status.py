@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from staticsite_operator import conditions as c
-from staticsite_operator import labels, models, status
+from staticsite_operator.api import conditions as c
+from staticsite_operator.api import models
+from staticsite_operator.core import labels, status
 
 SPEC = models.StaticSiteSpec.model_validate({"content": {"inline": {"files": [{"path": "i", "content": "x"}]}},
                                              "replicas": 2})

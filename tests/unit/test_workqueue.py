@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from staticsite_operator.workqueue import WorkQueue
+from staticsite_operator.runtime.workqueue import WorkQueue
 
 
 async def _drain(queue: WorkQueue[str], timeout: float = 5) -> None:

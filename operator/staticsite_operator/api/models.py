@@ -1,0 +1,451 @@
+"""The StaticSite API (v1alpha1) as pydantic models: the one source of the CRD schema.
+
+Every constraint here is enforced twice: by the API server at admission (the
+schema generated from these models by ``crd.py``) and by pydantic when the
+operator parses a spec. The second check is defence in depth: whatever reaches
+``render`` has passed both, so the nginx.conf templates may assume valid input.
+
+The character classes are deliberately narrow. Anything that ends up inside
+nginx.conf is validated here first and quoted again when rendered.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+GROUP = "staticsite.dev"
+VERSION = "v1alpha1"
+KIND = "StaticSite"
+PLURAL = "staticsites"
+
+# Pinned, unprivileged nginx (listens on 8080, runs as UID 101). Bump deliberately. The
+# platform can change it (the chart's sites.nginxImage); a spec that names no image gets it.
+DEFAULT_NGINX_IMAGE = "docker.io/nginxinc/nginx-unprivileged:1.28.0-alpine-slim"
+# The init container that fetches git and archive content: sh, git, wget, sha256sum, tar.
+DEFAULT_FETCHER_IMAGE = "docker.io/alpine/git:2.47.2"
+
+# A ConfigMap holds at most 1 MiB; keep headroom for keys and metadata.
+MAX_CONTENT_BYTES = 1_000_000
+
+# --- Patterns shared with the CRD schema --------------------------------------------
+# RFC 1123 DNS name; a leading "*." wildcard label is allowed for Ingress hosts. The last
+# label starts with a letter (no top-level domain is numeric): an IP address is not a host.
+DOMAIN_PATTERN = (
+    r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
+)
+# A path that could leave the site root once nginx uses it: a "." or ".." segment, a
+# segment starting with ".." (the ConfigMap volume's own ..data and ..<timestamp>
+# entries), a backslash, or a percent-encoded dot, slash or backslash. Only the part
+# before any "?" or "#" is a path. RE2 and Python read it the same way (CEL and the model).
+UNSAFE_PATH_PATTERN = r"^[^?#]*(?:(?:^|/)\.(?:/|[?#]|$)|(?:^|/)\.\.|\\|%(?:2[eEfF]|5[cC]))"
+UNSAFE_PATH_MESSAGE = ("must not hold '.' or '..' segments, a segment starting with '..', a backslash, "
+                       "or a percent-encoded '.', '/' or '\\'")
+# An annotation key: a Kubernetes qualified name, [prefix/]name, the prefix a DNS subdomain.
+ANNOTATION_KEY_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+ANNOTATION_KEY_LENGTHS = r"^([^/]{1,253}/)?[^/]{1,63}$"  # prefix <= 253, name <= 63
+# A file in the site: relative, '/'-separated, no empty, '.' or '..' segments, and only
+# characters that are safe in a URL path and a filename.
+FILE_PATH_PATTERN = r"^[A-Za-z0-9_@+,=~-][A-Za-z0-9._@+,=~-]*(/[A-Za-z0-9_@+,=~-][A-Za-z0-9._@+,=~-]*)*$"
+# A URL path pattern that a rule matches: absolute, with an optional trailing '*' splat
+# and ':name' placeholders as whole segments. No '$', quotes, braces, spaces or ';'.
+_SEGMENT = r"([A-Za-z0-9._~@+,=!-]+|:[a-z][a-z0-9_]*|\*)"
+# No empty segments ('/a//b' could never match), an optional trailing slash.
+ROUTE_PATTERN = rf"^/({_SEGMENT}(/{_SEGMENT})*/?)?$"
+# A redirect target: a path (with optional query) or an absolute http(s) URL.
+TARGET_PATTERN = r"^(/|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/|$))[A-Za-z0-9._~@+,=!:/?&%#-]*$"
+# Remote sources: http(s) only, and no user:password@ in the URL (use secretRef).
+# No '$' or parentheses either: container env values expand $(VAR).
+REMOTE_URL_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~!&*+,;=:@%/-]*)?$"
+# A branch, tag, full refname or commit SHA (git check-ref-format, conservatively).
+GIT_REF_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._/-]*$"
+# A Go-style duration of at least one unit: 30s, 5m, 1h30m.
+DURATION_PATTERN = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
+# The probe's path: a site file or redirect there would be shadowed by, or break, it.
+HEALTH_PATH = "healthz"
+# An HTTP header name (RFC 9110 token), and a value of visible ASCII and spaces.
+HEADER_NAME_PATTERN = r"^[A-Za-z0-9!#%&'*+.^_`|~-]+$"
+HEADER_VALUE_PATTERN = r"^[\x20-\x7e]*$"
+# Header names that nginx or the platform owns; setting them would break serving.
+RESERVED_HEADERS = frozenset(
+    {"content-length", "content-type", "transfer-encoding", "connection", "date", "server",
+     "location", "etag", "last-modified", "content-encoding", "vary", "accept-ranges"}
+)
+
+def confined(what: str, path: str) -> str:
+    """`path`, if nginx cannot be made to leave the site root with it; else ValueError."""
+    if re.match(UNSAFE_PATH_PATTERN, path):
+        raise ValueError(f"{what}: {path!r} {UNSAFE_PATH_MESSAGE}")
+    return path
+
+
+def _confined_file(path: str) -> str:
+    return confined("path", path)
+
+
+Domain = Annotated[str, Field(pattern=DOMAIN_PATTERN, max_length=253)]
+FilePath = Annotated[str, Field(pattern=FILE_PATH_PATTERN, max_length=512), AfterValidator(_confined_file)]
+RedirectStatus = Literal[200, 301, 302, 303, 307, 308]
+
+
+class _Model(BaseModel):
+    """Base: camelCase is written as-is in the API; unknown fields are an error."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class File(_Model):
+    """One file of the site: text in `content`, or bytes in base64 in `binaryContent`."""
+
+    path: FilePath = Field(description="Path relative to the site root, e.g. assets/app.css.")
+    content: str | None = Field(default=None, description="UTF-8 text.")
+    binary_content: str | None = Field(default=None, alias="binaryContent",
+                                       description="Bytes, base64-encoded.",
+                                       json_schema_extra={"format": "byte"})
+
+    @model_validator(mode="after")
+    def _one_body(self) -> File:
+        if self.path == HEALTH_PATH:
+            raise ValueError(f"files: the path {HEALTH_PATH!r} is reserved for the health probe")
+        if (self.content is None) == (self.binary_content is None):
+            raise ValueError(f"files[{self.path!r}]: set exactly one of content and binaryContent")
+        if self.binary_content is not None:
+            try:
+                base64.b64decode(self.binary_content, validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise ValueError(f"files[{self.path!r}].binaryContent is not valid base64") from exc
+        return self
+
+    def data(self) -> bytes:
+        if self.binary_content is not None:
+            return base64.b64decode(self.binary_content)
+        return (self.content or "").encode()
+
+
+class InlineContent(_Model):
+    """Files carried in the StaticSite itself, stored in a ConfigMap (about 1 MiB at most)."""
+
+    files: list[File] = Field(
+        min_length=1, max_length=5000,
+        description="The site's files; paths are unique.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["path"]},
+    )
+
+    @field_validator("files")
+    @classmethod
+    def _unique(cls, files: list[File]) -> list[File]:
+        seen: set[str] = set()
+        for f in files:
+            if f.path in seen:
+                raise ValueError(f"files: duplicate path {f.path!r}")
+            seen.add(f.path)
+        return files
+
+    def paths(self) -> set[str]:
+        return {f.path for f in self.files}
+
+
+class SecretRef(_Model):
+    """A key of a Secret in the site's namespace."""
+
+    name: str = Field(max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    key: str = Field(default="token", max_length=253, pattern=r"^[-._a-zA-Z0-9]+$",
+                     description="The key holding an access token (default: token).")
+
+
+def duration_seconds(value: str) -> int:
+    """'1h30m' -> 5400."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    return sum(int(n) * units[u] for n, u in re.findall(r"([0-9]+)([hms])", value))
+
+
+class GitSource(_Model):
+    """A git repository over http(s). The operator resolves `ref` to a commit every `interval`."""
+
+    url: str = Field(pattern=REMOTE_URL_PATTERN, max_length=2048,
+                     description="Repository URL (http or https), without credentials.")
+    ref: str = Field(default="main", pattern=GIT_REF_PATTERN, max_length=255,
+                     description="Branch, tag or commit SHA. A SHA pins the site: setting an older one rolls back.")
+    path: str = Field(default="", max_length=512, pattern=r"^$|" + FILE_PATH_PATTERN,
+                      description="Subdirectory to serve, e.g. public (a generator's output).")
+    secret_ref: SecretRef | None = Field(default=None, alias="secretRef",
+                                         description="Access token for a private repository.")
+    interval: str = Field(default="1m", pattern=DURATION_PATTERN, min_length=2, max_length=16,
+                          description="How often to look for a new commit (at least 10s).")
+
+    @field_validator("interval")
+    @classmethod
+    def _min_interval(cls, value: str) -> str:
+        if duration_seconds(value) < 10:
+            raise ValueError("interval: at least 10s")
+        return value
+
+    def pinned(self) -> bool:
+        return re.fullmatch(r"[0-9a-f]{40}", self.ref) is not None
+
+
+class ArchiveSource(_Model):
+    """A .tar.gz/.tgz/.tar build artifact, checked against its SHA-256 before it is served."""
+
+    url: str = Field(pattern=REMOTE_URL_PATTERN, max_length=2048)
+    sha256: str = Field(pattern=r"^[a-f0-9]{64}$", description="Lower-case hex SHA-256 of the archive.")
+    strip_components: int = Field(default=0, ge=0, le=10, alias="stripComponents",
+                                  description="Leading path components to drop, as tar --strip-components.")
+    path: str = Field(default="", max_length=512, pattern=r"^$|" + FILE_PATH_PATTERN,
+                      description="Subdirectory of the archive to serve.")
+
+
+class Content(_Model):
+    """Where the site's files come from: exactly one of inline, git and archive."""
+
+    inline: InlineContent | None = Field(default=None, description="Files carried in the spec (up to ~1 MiB).")
+    git: GitSource | None = Field(default=None, description="A git repository, pinned to a commit.")
+    archive: ArchiveSource | None = Field(default=None, description="A build artifact with its checksum.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Content:
+        if sum(x is not None for x in (self.inline, self.git, self.archive)) != 1:
+            raise ValueError("content: exactly one source is required: inline, git or archive")
+        return self
+
+
+class Redirect(_Model):
+    """A Netlify-style rule: `from` may end in `*` (captured as `:splat`) and hold `:name` placeholders."""
+
+    from_: str = Field(alias="from", pattern=ROUTE_PATTERN, max_length=512,
+                       description="Request path pattern, e.g. /old/* or /blog/:year/:slug.")
+    to: str = Field(pattern=TARGET_PATTERN, max_length=1024,
+                    description="Target path or http(s) URL; may use :splat and the placeholders of `from`.")
+    status: RedirectStatus = Field(default=301, description="301, 302, 303, 307, 308, or 200 to rewrite.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Redirect:
+        confined("from", self.from_)
+        confined("to", self.to)
+        if "*" in self.from_[:-1]:
+            raise ValueError("from: '*' is only allowed as the last character")
+        names = set(re.findall(r":([a-z][a-z0-9_]*)", self.from_)) | ({"splat"} if self.from_.endswith("*") else set())
+        used = set(re.findall(r":([a-z][a-z0-9_]*)", self.to.split("://", 1)[-1]))
+        if unknown := sorted(used - names):
+            raise ValueError(f"to: placeholder(s) {', '.join(':' + n for n in unknown)} not captured by from")
+        placeholders = re.findall(r":([a-z][a-z0-9_]*)", self.from_)
+        if len(placeholders) != len(set(placeholders)):
+            raise ValueError("from: each :placeholder name may appear once")
+        if self.from_.rstrip("/") == f"/{HEALTH_PATH}":
+            raise ValueError(f"from: /{HEALTH_PATH} is reserved for the health probe")
+        if self.status == 200 and not self.to.startswith("/"):
+            raise ValueError("to: a 200 rewrite must target a path on this site, not a URL")
+        return self
+
+
+class HeaderRule(_Model):
+    """Response headers for paths matching `path` (a trailing `*` matches any suffix)."""
+
+    path: str = Field(pattern=r"^/[A-Za-z0-9._~@+,=!/-]*\*?$", max_length=512)
+    set: dict[Annotated[str, Field(pattern=HEADER_NAME_PATTERN, max_length=128)],
+              Annotated[str, Field(pattern=HEADER_VALUE_PATTERN, max_length=4096)]] = Field(
+        description="Header name -> value. An empty value removes a default header.",
+        json_schema_extra={"minProperties": 1, "maxProperties": 32},
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _confined(cls, value: str) -> str:
+        return confined("path", value)
+
+    @field_validator("set")
+    @classmethod
+    def _not_reserved(cls, value: dict[str, str]) -> dict[str, str]:
+        if bad := sorted(n for n in value if n.lower() in RESERVED_HEADERS):
+            raise ValueError(f"set: header(s) managed by the server cannot be set: {', '.join(bad)}")
+        return value
+
+
+class Routing(_Model):
+    spa: bool = Field(default=False, description="Serve /index.html with 200 for unknown paths.")
+    not_found_page: FilePath | None = Field(
+        default=None, alias="notFoundPage",
+        description="Page served with status 404. Defaults to 404.html when the site has one.")
+    clean_urls: bool = Field(default=False, alias="cleanUrls",
+                             description="/about serves about.html; /about.html redirects to /about.")
+    trailing_slash: Literal["ignore", "add", "remove"] = Field(
+        default="ignore", alias="trailingSlash",
+        description="ignore: serve both; add: redirect /a to /a/; remove: redirect /a/ to /a.")
+    redirects: list[Redirect] = Field(default_factory=list, max_length=1000,
+                                      description="Evaluated in order; the first match wins.")
+    headers: list[HeaderRule] = Field(default_factory=list, max_length=100,
+                                      description="For each header, the last matching rule wins.")
+
+
+class Tls(_Model):
+    secret_name: str = Field(alias="secretName", pattern=DOMAIN_PATTERN.replace(r"(\*\.)?", ""), max_length=253)
+
+
+class Ingress(_Model):
+    class_name: str | None = Field(default=None, alias="className", max_length=253,
+                                   pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    annotations: dict[Annotated[str, Field(max_length=317)], Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=dict,
+        description="Copied to the Ingress when the platform's policy allows each key (see docs/security.md).",
+        json_schema_extra={"maxProperties": 64})
+    tls: Tls | None = None
+
+    @field_validator("annotations")
+    @classmethod
+    def _qualified_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not (re.match(ANNOTATION_KEY_PATTERN, key) and re.match(ANNOTATION_KEY_LENGTHS, key)):
+                raise ValueError(f"annotations: {key!r} is not a valid annotation key ([prefix/]name, the prefix "
+                                 "a DNS subdomain of at most 253 characters, the name at most 63 characters)")
+        return value
+
+
+# A Kubernetes resource quantity such as 100m, 64Mi or 2.
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|E|Ei)?$"
+Quantity = Annotated[
+    Annotated[int, Field(ge=0)] | Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN)],
+    Field(json_schema_extra={"x-kubernetes-int-or-string": True}),
+]
+ResourceName = Annotated[str, Field(pattern=r"^(cpu|memory|ephemeral-storage)$")]
+
+
+class Resources(_Model):
+    """Container requests and limits, as in a Pod spec."""
+
+    requests: dict[ResourceName, Quantity] = Field(default_factory=dict)
+    limits: dict[ResourceName, Quantity] = Field(default_factory=dict)
+
+
+class Nginx(_Model):
+    image: str | None = Field(default=None, max_length=512, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$",
+                              description="An unprivileged nginx image that listens on 8080. "
+                                          "Default: the platform's default image.")
+    resources: Resources = Field(default_factory=lambda: Resources(
+        requests={"cpu": "10m", "memory": "16Mi"}, limits={"memory": "64Mi"}))
+
+
+class StaticSiteSpec(_Model):
+    content: Content
+    replicas: int = Field(default=1, ge=0, le=100)
+    domains: list[Domain] = Field(default_factory=list, max_length=50,
+                                  description="Ingress hosts; none means no Ingress.",
+                                  json_schema_extra={"x-kubernetes-list-type": "set"})
+    ingress: Ingress = Field(default_factory=Ingress)
+    routing: Routing = Field(default_factory=Routing)
+    nginx: Nginx = Field(default_factory=Nginx)
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> StaticSiteSpec:
+        inline = self.content.inline
+        page = self.routing.not_found_page
+        if inline is not None and page is not None and page not in inline.paths():
+            raise ValueError(f"routing.notFoundPage: {page!r} is not a file in content.inline")
+        if self.ingress.tls is not None and not self.domains:
+            raise ValueError("ingress.tls: needs at least one entry in domains")
+        return self
+
+
+# Cross-field rules the API server checks with CEL (x-kubernetes-validations). They
+# mirror the model validators above, so bad input is rejected before it is stored.
+CEL_RULES: dict[str, list[dict[str, Any]]] = {
+    "StaticSiteSpec": [
+        {
+            "rule": "!has(self.routing) || !has(self.routing.notFoundPage) || "
+                    f"!self.routing.notFoundPage.matches({UNSAFE_PATH_PATTERN!r})",
+            "message": f"routing.notFoundPage {UNSAFE_PATH_MESSAGE}",
+            "fieldPath": ".routing.notFoundPage",
+        },
+        {
+            "rule": "!has(self.routing) || !has(self.routing.notFoundPage) || !has(self.content.inline) || "
+                    "self.content.inline.files.exists(f, f.path == self.routing.notFoundPage)",
+            "message": "routing.notFoundPage must name a file in content.inline.files",
+            "fieldPath": ".routing.notFoundPage",
+        },
+        {
+            "rule": "!has(self.ingress) || !has(self.ingress.tls) || (has(self.domains) && size(self.domains) > 0)",
+            "message": "ingress.tls needs at least one entry in domains",
+            "fieldPath": ".ingress.tls",
+        },
+    ],
+    "Ingress": [
+        {"rule": "!has(self.annotations) || self.annotations.all(k, k.matches(" + repr(ANNOTATION_KEY_PATTERN)
+                 + ") && k.matches(" + repr(ANNOTATION_KEY_LENGTHS) + "))",
+         "message": "annotations: every key must be a qualified name ([prefix/]name, the prefix a DNS subdomain "
+                    "of at most 253 characters, the name at most 63)",
+         "fieldPath": ".annotations"},
+    ],
+    "Content": [
+        {"rule": "(has(self.inline) ? 1 : 0) + (has(self.git) ? 1 : 0) + (has(self.archive) ? 1 : 0) == 1",
+         "message": "content needs exactly one source: inline, git or archive"},
+    ],
+    # A file's path needs no CEL rule here: FILE_PATH_PATTERN (checked by the schema, which
+    # is cheaper than CEL over 5000 files) already refuses what UNSAFE_PATH_PATTERN does.
+    "File": [
+        {"rule": "has(self.content) != has(self.binaryContent)",
+         "message": "set exactly one of content and binaryContent"},
+        {"rule": "self.path != 'healthz'", "message": "the path healthz is reserved for the health probe",
+         "fieldPath": ".path"},
+    ],
+    "GitSource": [
+        {"rule": "!has(self.interval) || duration(self.interval) >= duration('10s')",
+         "message": "interval must be at least 10s", "fieldPath": ".interval"},
+    ],
+    "Redirect": [
+        {"rule": f"!self.from.matches({UNSAFE_PATH_PATTERN!r})",
+         "message": f"from {UNSAFE_PATH_MESSAGE}", "fieldPath": ".from"},
+        {"rule": f"!self.to.matches({UNSAFE_PATH_PATTERN!r})",
+         "message": f"to {UNSAFE_PATH_MESSAGE}", "fieldPath": ".to"},
+        {"rule": "!has(self.status) || self.status != 200 || self.to.startsWith('/')",
+         "message": "a 200 rewrite must target a path on this site, not a URL", "fieldPath": ".to"},
+        {"rule": "!self.from.substring(0, size(self.from) - 1).contains('*')",
+         "message": "'*' is only allowed at the end of from", "fieldPath": ".from"},
+        {"rule": "self.from != '/healthz' && self.from != '/healthz/'",
+         "message": "/healthz is reserved for the health probe", "fieldPath": ".from"},
+    ],
+    "HeaderRule": [
+        {"rule": f"!self.path.matches({UNSAFE_PATH_PATTERN!r})",
+         "message": f"path {UNSAFE_PATH_MESSAGE}", "fieldPath": ".path"},
+        {"rule": 'self.set.all(k, k.matches("' + HEADER_NAME_PATTERN + '"))',
+         "message": "set: header names must be HTTP tokens (letters, digits and !#%&'*+.^_`|~-)",
+         "fieldPath": ".set"},
+        {"rule": "self.set.all(k, !(k.lowerAscii() in " + repr(sorted(RESERVED_HEADERS)).replace("'", '"') + "))",
+         "message": "set: a header managed by the server cannot be set "
+                    "(" + ", ".join(sorted(RESERVED_HEADERS)) + ")",
+         "fieldPath": ".set"},
+    ],
+}
+"""CEL rules keyed by the name of the model whose schema node they attach to."""
+
+
+class Condition(_Model):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    last_transition_time: str = Field(alias="lastTransitionTime")
+    observed_generation: int | None = Field(default=None, alias="observedGeneration")
+
+
+class StaticSiteStatus(_Model):
+    observed_generation: int | None = Field(default=None, alias="observedGeneration")
+    conditions: list[Condition] = Field(default_factory=list)
+    url: str | None = None
+    replicas: int | None = None
+    ready_replicas: int | None = Field(default=None, alias="readyReplicas")
+    content_hash: str | None = Field(default=None, alias="contentHash")
+    revision: str | None = Field(default=None, description="The git commit being served (git sources).")
+    selector: str | None = Field(default=None, description="Pod label selector, for the scale subresource.")

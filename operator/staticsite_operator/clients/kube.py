@@ -1,0 +1,168 @@
+"""The only module that talks to the Kubernetes API (kopf aside, which runs the watches).
+
+Calls go through the official client's ApiClient with raw JSON in and out: we never
+need the generated model classes, and skipping their (de)serialisation is most of
+the CPU an operator like this spends. Writes are server-side apply with one field
+manager, status merge-patches, deletes with a UID precondition, and Events.
+Every write is counted, so tests and the benchmark can check that idle means silent.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from .. import __version__
+from ..api import models
+from ..core import kinds
+from ..core.labels import FIELD_MANAGER
+from ..core.ports import ApiError
+
+__all__ = ["ApiError", "Kube", "WriteCounter"]
+
+USER_AGENT = f"staticsite-operator/{__version__}"
+
+
+class WriteCounter:
+    """Counts this process's write requests by (verb, kind); thread-safe. `on_write` is
+    told of each one (the runtime's staticsite_api_writes_total)."""
+
+    def __init__(self, on_write: Callable[[str, str], None] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._on_write = on_write
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def add(self, verb: str, kind: str) -> None:
+        with self._lock:
+            self.counts[verb, kind] = self.counts.get((verb, kind), 0) + 1
+        if self._on_write is not None:
+            self._on_write(verb, kind)
+
+    def snapshot(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self.counts)
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.counts.values())
+
+
+class Kube:
+    """A thin, typed wrapper over ApiClient.call_api for the handful of calls we make."""
+
+    def __init__(self, api_client: kubernetes.client.ApiClient,
+                 on_write: Callable[[str, str], None] | None = None) -> None:
+        self.api = api_client
+        self.api.user_agent = USER_AGENT
+        self.writes = WriteCounter(on_write)
+
+    @classmethod
+    def from_environment(cls, pool_size: int = 16, on_write: Callable[[str, str], None] | None = None) -> Kube:
+        """In-cluster config when running in a pod, else $KUBECONFIG / ~/.kube/config."""
+        config = kubernetes.client.Configuration()
+        try:
+            kubernetes.config.load_incluster_config(client_configuration=config)
+        except kubernetes.config.ConfigException:
+            # The client reads $KUBECONFIG when it is imported; read it now instead.
+            kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG"),
+                                               client_configuration=config)
+        # One pooled connection per worker thread: no reconnects under load.
+        config.connection_pool_maxsize = pool_size
+        return cls(kubernetes.client.ApiClient(config), on_write)
+
+    def _call(self, method: str, path: str, *, body: Any = None, query: list[tuple[str, str]] | None = None,
+              content_type: str = "application/json") -> dict[str, Any] | None:
+        # The client JSON-encodes the body for both JSON and structured-YAML (apply) content
+        # types; only json-patch+json would be rewritten, and we never send that.
+        _, url, headers, _, _ = self.api.param_serialize(
+            method, path, query_params=query or [],
+            header_params={"Content-Type": content_type, "Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        try:
+            resp = self.api.call_api(method, url, header_params=headers, body=body, _request_timeout=30)
+        except ApiException as exc:  # connection-level failures
+            raise ApiError(exc.status or 0, exc.reason or "ConnectionError", str(exc)) from None
+        data = resp.read()
+        if not 200 <= resp.status < 300:
+            try:
+                detail = json.loads(data or b"{}")
+            except ValueError:
+                detail = {}
+            raise ApiError(resp.status, detail.get("reason", resp.reason or ""),
+                           detail.get("message", (data or b"").decode(errors="replace")[:500]))
+        return json.loads(data) if data else None
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self._call("GET", kinds.BY_NAME[kind].path(namespace, name))
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply `obj` as our field manager, taking over conflicting fields.
+
+        force=True is right for fields we own by design (a user who edits our Deployment's
+        image gets it put back); what the user owns is never sent, so it is never touched.
+        """
+        kind, meta = obj["kind"], obj["metadata"]
+        self.writes.add("apply", kind)
+        result = self._call("PATCH", kinds.BY_NAME[kind].path(meta["namespace"], meta["name"]), body=obj,
+                            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+                            content_type="application/apply-patch+yaml")
+        assert result is not None
+        return result
+
+    def delete(self, kind: str, namespace: str, name: str, uid: str) -> None:
+        """Delete, but only the exact object we saw (UID precondition): never a newer namesake."""
+        self.writes.add("delete", kind)
+        try:
+            self._call("DELETE", kinds.BY_NAME[kind].path(namespace, name),
+                       body={"preconditions": {"uid": uid}, "propagationPolicy": "Background"})
+        except ApiError as exc:
+            if exc.status not in (404, 409):
+                raise
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        self.writes.add("patch-status", models.KIND)
+        result = self._call("PATCH", kinds.STATICSITE.path(namespace, name) + "/status",
+                            body={"status": status}, content_type="application/merge-patch+json")
+        assert result is not None
+        return result
+
+    def post_event(self, site: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event on the StaticSite: what `kubectl describe` shows."""
+        meta = site["metadata"]
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": f"{models.GROUP}/{models.VERSION}", "kind": models.KIND,
+                "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+                "resourceVersion": meta.get("resourceVersion", ""),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": FIELD_MANAGER},
+            "reportingComponent": f"{models.GROUP}/{FIELD_MANAGER}",
+            "reportingInstance": FIELD_MANAGER,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "eventTime": now,
+            "action": "Reconcile",
+            "count": 1,
+        }
+        self.writes.add("create", "Event")
+        self._call("POST", kinds.EVENT.path(meta["namespace"]), body=event)

@@ -1,0 +1,210 @@
+"""Desired state as a pure function: a StaticSite in, Kubernetes manifests out. No I/O.
+
+Everything the controller applies comes from here, so a unit test can check every
+example without a cluster, and the controller can compare what it wants with what
+it sees without asking the API server twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.resources
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from ..api import models
+from . import kinds
+from . import labels as lbl
+from .nginxconf import render_nginx_conf
+from .templating import ENV
+
+SITE_ROOT = "/srv/site"
+GIT_TOKEN_DIR = "/etc/staticsite-git"  # noqa: S105 - a mount path, not a secret
+# An emptyDir holds fetched content; this bounds what one pod may write to its node.
+FETCHED_SIZE_LIMIT = "1Gi"
+
+# libyaml's loader parses the rendered manifests several times faster than the
+# pure-Python one, and parsing was the largest share of a reconcile's CPU (bench/README.md). PyPI's wheels
+# include libyaml; the fallback only keeps a source build working.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class ContentTooLarge(ValueError):
+    """Inline content (or the nginx.conf its routing makes) that cannot fit in one ConfigMap."""
+
+
+class NotResolved(ValueError):
+    """A git source whose ref has not been resolved to a commit yet."""
+
+
+@dataclass(frozen=True)
+class Images:
+    """The platform's images for site pods (the chart's sites.* values)."""
+
+    nginx: str = models.DEFAULT_NGINX_IMAGE
+    fetcher: str = models.DEFAULT_FETCHER_IMAGE
+
+
+@dataclass(frozen=True)
+class Site:
+    """What render needs to know about a StaticSite object."""
+
+    name: str
+    namespace: str
+    uid: str
+    spec: models.StaticSiteSpec
+    revision: str | None = None  # the commit a git source is pinned to (resolved by the controller)
+    images: Images = Images()
+    hosts: tuple[str, ...] | None = None  # the domains the site may serve (core.domains); None: all of them
+
+    @property
+    def served_hosts(self) -> tuple[str, ...]:
+        return tuple(self.spec.domains) if self.hosts is None else self.hosts
+
+
+@dataclass(frozen=True)
+class Names:
+    deployment: str
+    service: str
+    ingress: str
+    content: str
+    nginx: str
+
+    @classmethod
+    def of(cls, site: str) -> Names:
+        return cls(deployment=site, service=site, ingress=site, content=f"{site}-content", nginx=f"{site}-nginx")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    objects: list[dict[str, Any]]  # in apply order
+    content_hash: str              # "sha256:<hex>" of the files, for status.contentHash
+    checksum: str                  # content + nginx.conf: the pod-template annotation
+
+
+def config_key(path: str) -> str:
+    """A stable ConfigMap key for a file path (keys allow [-._a-zA-Z0-9] only)."""
+    safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in path.rsplit("/", 1)[-1])[:40]
+    return f"{hashlib.sha256(path.encode()).hexdigest()[:12]}-{safe}"
+
+
+def content_hash(site: Site) -> str:
+    """What identifies the content being served: a hash of inline files, the archive's
+    checksum, or the git commit."""
+    content = site.spec.content
+    if content.git is not None:
+        return f"git:{site.revision}"
+    if content.archive is not None:
+        return f"sha256:{content.archive.sha256}"
+    assert content.inline is not None
+    digest = hashlib.sha256()
+    for f in sorted(content.inline.files, key=lambda f: f.path):
+        digest.update(json.dumps([f.path, f.content, f.binary_content]).encode())
+    return "sha256:" + digest.hexdigest()
+
+
+def _split_files(inline: models.InlineContent) -> tuple[dict[str, str], dict[str, str], list[dict[str, str]]]:
+    text: dict[str, str] = {}
+    binary: dict[str, str] = {}
+    items: list[dict[str, str]] = []
+    for f in sorted(inline.files, key=lambda f: f.path):
+        key = config_key(f.path)
+        if f.binary_content is not None:
+            # Normalise the encoding so equal bytes always give equal manifests.
+            binary[key] = base64.b64encode(f.data()).decode()
+        else:
+            text[key] = f.content or ""
+        items.append({"key": key, "path": f.path})
+    size = sum(len(k) + len(v) for k, v in text.items()) + sum(len(k) + len(v) for k, v in binary.items())
+    if size > models.MAX_CONTENT_BYTES:
+        raise ContentTooLarge(
+            f"inline content is {size} bytes, over the {models.MAX_CONTENT_BYTES}-byte ConfigMap limit; "
+            "serve large sites from spec.content.git or spec.content.archive instead"
+        )
+    return text, binary, items
+
+
+def fetch_script(name: str) -> str:
+    return importlib.resources.files(__package__).joinpath("templates", name).read_text()
+
+
+def _fetcher(site: Site) -> tuple[dict[str, Any] | None, dict[str, str], str]:
+    """The init container that fills the site root, the scripts it needs, and the root nginx serves."""
+    content = site.spec.content
+    env: list[dict[str, str]]
+    if content.git is not None:
+        if site.revision is None:
+            raise NotResolved(f"ref {content.git.ref!r} of {content.git.url} is not resolved yet")
+        kind, sub = "git", content.git.path
+        env = [{"name": "GIT_URL", "value": content.git.url}, {"name": "GIT_SHA", "value": site.revision}]
+        if content.git.secret_ref is not None:
+            env.append({"name": "GIT_TOKEN_FILE", "value": f"{GIT_TOKEN_DIR}/token"})
+    elif content.archive is not None:
+        kind, sub = "archive", content.archive.path
+        env = [{"name": "ARCHIVE_URL", "value": content.archive.url},
+               {"name": "ARCHIVE_SHA256", "value": content.archive.sha256},
+               {"name": "STRIP_COMPONENTS", "value": str(content.archive.strip_components)}]
+    else:
+        return None, {}, SITE_ROOT
+    # git wants a writable HOME; /tmp is the pod's only writable path (an emptyDir).
+    env += [{"name": "DEST", "value": SITE_ROOT}, {"name": "HOME", "value": "/tmp"}]  # noqa: S108
+    script = f"fetch-{kind}.sh"
+    container = {"name": "fetch", "kind": kind, "script": script, "env": env}
+    return container, {script: fetch_script(script)}, f"{SITE_ROOT}/{sub}".rstrip("/")
+
+
+def _resources(spec: models.StaticSiteSpec) -> dict[str, Any]:
+    res = spec.nginx.resources
+    return {k: v for k, v in (("requests", res.requests), ("limits", res.limits)) if v}
+
+
+def render(site: Site) -> Rendered:
+    spec = site.spec
+    inline = spec.content.inline
+    text, binary, items = _split_files(inline) if inline is not None else ({}, {}, [])
+    fetcher, scripts, root = _fetcher(site)
+    nginx_conf = render_nginx_conf(spec, root=root)
+    if len(nginx_conf) > models.MAX_CONTENT_BYTES:
+        raise ContentTooLarge(f"the routing rules make a {len(nginx_conf)}-byte nginx.conf, over the "
+                              f"{models.MAX_CONTENT_BYTES}-byte ConfigMap limit; use fewer or shorter rules")
+    chash = content_hash(site)
+    checksum = hashlib.sha256(f"{chash}\n{nginx_conf}\n{json.dumps(fetcher, sort_keys=True)}".encode()).hexdigest()
+
+    context = {
+        "spec": spec,
+        "namespace": site.namespace,
+        "names": Names.of(site.name),
+        "labels": lambda component: lbl.labels(site.name, component),
+        "pod_labels": lbl.labels(site.name, "server") | ({lbl.FETCH_KEY: fetcher["kind"]} if fetcher else {}),
+        "selector": lbl.selector(site.name),
+        "owner": {
+            "apiVersion": f"{models.GROUP}/{models.VERSION}",
+            "kind": models.KIND,
+            "name": site.name,
+            "uid": site.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        },
+        "text_files": text,
+        "binary_files": binary,
+        "items": items,
+        "nginx_conf": nginx_conf,
+        "scripts": scripts,
+        "fetcher": fetcher,
+        "nginx_image": spec.nginx.image or site.images.nginx,
+        "fetcher_image": site.images.fetcher,
+        "git_token_dir": GIT_TOKEN_DIR,
+        "fetched_size_limit": FETCHED_SIZE_LIMIT,
+        "checksum": checksum,
+        "checksum_annotation": lbl.CHECKSUM_ANNOTATION,
+        "resources": _resources(spec),
+        "site_root": SITE_ROOT,
+        "hosts": list(site.served_hosts),
+    }
+    objects = [yaml.load(ENV.get_template(f"{child.template}.yaml.j2").render(context), Loader=_YAML_LOADER)  # noqa: S506
+               for child in kinds.CHILDREN if child.wanted(spec, site.served_hosts)]
+    return Rendered(objects=objects, content_hash=chash, checksum=checksum)

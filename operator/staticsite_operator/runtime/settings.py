@@ -1,0 +1,40 @@
+"""kopf's settings for a quiet, level-based operator. Each one is a decision; the comment says why."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..core import kinds
+from ..core import labels as lbl
+
+
+def configure(settings: Any, *, watch_timeout: int, kopf_log_level: str) -> None:
+    """Tune a kopf.OperatorSettings."""
+    # kopf's peering writes a heartbeat object every minute and freezes replicas of equal
+    # priority; it buys nothing for one replica.
+    settings.peering.standalone = True
+    # kopf would turn every handler log line into an Event (a write). We post our own
+    # Events, on transitions only.
+    settings.posting.enabled = False
+    # No cluster-wide scanning of Namespaces and CRDs: the chart's least-privilege RBAC
+    # grants neither, and without this kopf retries the namespace listing for about a
+    # minute before reconciling anything. Namespaces are given by exact name instead.
+    settings.scanning.disabled = True
+    # Only our children stream (a server-side label selector), never every Deployment in
+    # the cluster; pods only if they fetch content.
+    for kind in kinds.CHILD_KINDS:
+        key = (kind.group, kind.version, kind.plural) if kind.group else (kind.version, kind.plural)
+        settings.watching.label_selectors[key] = lbl.WATCH_SELECTOR
+    settings.watching.label_selectors[kinds.POD.version, kinds.POD.plural] = lbl.PODS_WATCH_SELECTOR
+    # List in pages: after a start, each kind's listing would otherwise be one response,
+    # read and parsed whole, its size growing with the number of sites.
+    settings.watching.chunk_size = 200
+    # Reconnect watches even if the server keeps them open: a cheap guard against silent
+    # stalls behind load balancers (kopf #585, #957).
+    settings.watching.server_timeout = watch_timeout
+    settings.watching.client_timeout = watch_timeout + 60
+    settings.networking.request_timeout = 60
+    # kopf logs "Handler ... succeeded" for every watch event: thousands of lines an hour
+    # that say nothing. Our own log lines say what was applied and why.
+    logging.getLogger("kopf.objects").setLevel(kopf_log_level)
