@@ -4,6 +4,7 @@
 #   hack/images.sh build [NAME...]   build what is missing (default: all) into containerd
 #   hack/images.sh ref NAME          the image reference of NAME (built or not yet)
 #   hack/images.sh env               NAME_IMAGE=ref lines for every image (built first)
+#   hack/images.sh prune             shrink BuildKit's cache (every build does it too)
 #
 # Images (hack/images/NAME/): pause (the pod sandbox), nginx and fetcher (site pods),
 # fixture (the e2e tests' git and file server), python (the operator image's base, an OCI
@@ -163,6 +164,19 @@ build_one() {
   rm -f "$dir/rootfs.tar"
   echo "$r" >"$work/$name-$hash.ref"
   log "$name: $r ($((SECONDS - t0))s)"
+  forget_older "$name" "$hash" "$r"
+}
+
+# forget_older NAME HASH REF: the earlier builds of NAME go (their tags, contexts and ref
+# files), so that the store holds one image per name and containerd can collect the rest.
+forget_older() {
+  local name=$1 hash=$2 r=$3 old
+  for old in $(ctr_k8s images ls -q 2>/dev/null | grep "^$PREFIX/$name:" || true); do
+    [[ $old == "$r" ]] || ctr_k8s images rm "$old" >/dev/null 2>&1
+  done
+  for old in "$work/$name"-*; do
+    [[ $old == "$work/$name-$hash" || $old == "$work/$name-$hash.ref" ]] || rm -rf "$old"
+  done
 }
 
 build() {
@@ -179,6 +193,14 @@ build() {
       build_one "$name"
     fi
   done
+  if [[ -n "$(daemon_pid buildkitd)" ]]; then prune; fi
+}
+
+# BuildKit's own cache (intermediate stages, contexts) is dropped: the images are
+# cached by tag, and a rebuild of the operator image re-runs its pip install anyway.
+prune() {
+  buildkit_up
+  buildctl --addr "unix://$BUILDKIT_SOCK" prune --all >/dev/null
 }
 
 env_lines() {
@@ -195,5 +217,6 @@ case $cmd in
   build) build "$@" ;;
   ref) ref "$1" ;;
   env) env_lines ;;
-  *) echo "usage: $0 build [NAME...] | ref NAME | env" >&2; exit 2 ;;
+  prune) prune ;;
+  *) echo "usage: $0 build [NAME...] | ref NAME | env | prune" >&2; exit 2 ;;
 esac

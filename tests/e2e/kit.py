@@ -234,5 +234,17 @@ def bounded_loop(seconds: float, max_requests: int) -> Iterator[int]:
         yield n
 
 
-def json_patch(cluster: Cluster, namespace: str, kind: str, name: str, patch: dict[str, Any]) -> None:
-    cluster.kubectl("-n", namespace, "patch", kind, name, "--type=merge", "-p", json.dumps(patch))
+def wait_site_ready(cluster: Cluster, namespace: str, name: str, timeout: float = 120) -> dict[str, Any]:
+    """Until Ready=True refers to the site's current generation; a failure shows its conditions."""
+    deadline = time.monotonic() + timeout
+    obj: dict[str, Any] | None = None
+    while time.monotonic() < deadline:
+        res = cluster.kubectl("-n", namespace, "get", "staticsite", name, "-o", "json", check=False)
+        obj = json.loads(res.stdout) if res.returncode == 0 else None
+        status = (obj or {}).get("status") or {}
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions") or [])
+        if obj and ready and status.get("observedGeneration") == obj["metadata"]["generation"]:
+            return obj
+        time.sleep(0.5)
+    conditions = ((obj or {}).get("status") or {}).get("conditions")
+    pytest.fail(f"StaticSite {namespace}/{name} not Ready after {timeout}s; conditions: {json.dumps(conditions)}")

@@ -31,7 +31,7 @@ def served(cluster: Cluster, operator: kit.OperatorRelease, node: str) -> Iterat
     for stem in EXAMPLES:
         sites.apply(cluster, sites.example(stem, ns))
     for name in EXAMPLES.values():
-        sites.wait_ready(cluster, ns, name, timeout=120)
+        kit.wait_site_ready(cluster, ns, name, timeout=120)
     yield ns
     cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 

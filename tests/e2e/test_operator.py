@@ -75,7 +75,7 @@ def test_serves_a_site_with_its_service_account(cluster: Cluster, installed: tup
     assert cluster.audit_log is not None, "the local cluster writes an audit log"
     audit = cluster.audit_log.stat().st_size
     sites.apply(cluster, sites.site("hello", served, {"index.html": "<h1>served</h1>"}))
-    sites.wait_ready(cluster, served, "hello", timeout=90)
+    kit.wait_site_ready(cluster, served, "hello", timeout=90)
     [pod] = kit.ready_pods(cluster, served, kit.site_selector("hello"))
     assert pod["spec"]["containers"][0]["image"] == images.nginx  # the chart's sites.nginxImage
     with kit.port_forward(cluster, served, "service/hello", 80) as port:
@@ -95,7 +95,7 @@ def test_namespaced_mode_leaves_other_namespaces_alone(cluster: Cluster,
     release, _, other = installed
     sites.apply(cluster, sites.site("stray", other))
     if not release.watch:  # cluster-wide: the same site is served
-        sites.wait_ready(cluster, other, "stray", timeout=90)
+        kit.wait_site_ready(cluster, other, "stray", timeout=90)
         return
     time.sleep(10)  # long enough for a watching operator to have written a status
     obj = sites.get(cluster, other, "staticsite", "stray")

@@ -59,7 +59,7 @@ def site(cluster: Cluster, operator: kit.OperatorRelease, node: str) -> Iterator
     operator.ensure()
     ns = kit.real_node_namespace(cluster, "e2e-rollout")
     sites.apply(cluster, sites.site("roll", ns, {"index.html": OLD}, replicas=2))
-    sites.wait_ready(cluster, ns, "roll", timeout=120)
+    kit.wait_site_ready(cluster, ns, "roll", timeout=120)
     yield ns, "roll"
     cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
@@ -91,7 +91,7 @@ def test_content_update_rolls_out_without_a_failed_request(cluster: Cluster, sit
     try:
         wait_for(lambda: len(loop.results) >= 50, timeout=20, what="the loop to get going")
         sites.apply(cluster, sites.site(name, ns, {"index.html": NEW}, replicas=2))
-        sites.wait_ready(cluster, ns, name, timeout=ROLL_SECONDS - 20)
+        kit.wait_site_ready(cluster, ns, name, timeout=ROLL_SECONDS - 20)
 
         def old_pods_gone() -> bool:
             return not old_pods & {p["metadata"]["name"] for p in kit.pods(cluster, ns, kit.site_selector(name))}

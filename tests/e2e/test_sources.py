@@ -168,7 +168,7 @@ def test_site_pinned_to_a_commit_is_fetched_by_its_init_container(fixture: Fixtu
     fx = fixture
     sha = fx.commit("site", {"public/index.html": "<h1>pinned one</h1>\n", "README.md": "source\n"})
     sites.apply(fx.cluster, git_site("pinned", fx, ref=sha))
-    sites.wait_ready(fx.cluster, fx.namespace, "pinned", timeout=120)
+    kit.wait_site_ready(fx.cluster, fx.namespace, "pinned", timeout=120)
     wait_serving(fx, "pinned", "<h1>pinned one</h1>")
     assert "source" not in serves(fx, "pinned", "/README.md")  # only public/ is served
     [pod] = kit.ready_pods(fx.cluster, fx.namespace, kit.site_selector("pinned"))
@@ -180,11 +180,22 @@ def test_site_pinned_to_a_commit_is_fetched_by_its_init_container(fixture: Fixtu
     assert f"fetched {sha}" in log, log
 
 
+# The operator resolves a branch from its own pod, through its egress guard, which refuses
+# shared addresses (100.64.0.0/10) unless the platform allows the network. Until the chart
+# has a value for that, these fail (GitResolveFailed); strict: once the chart has
+# `policy.git.allowedCIDRs`, the fixture sets it and the marker no longer applies.
+needs_git_policy = pytest.mark.xfail(
+    not chart_has_git_policy(), strict=True, raises=pytest.fail.Exception,
+    reason="chart: no policy.git.allowedCIDRs value yet, so the operator's egress guard refuses to "
+           "resolve refs on the fixture server's ClusterIP (100.64.0.0/16)")
+
+
+@needs_git_policy
 def test_new_commit_rolls_out_and_a_rollback_by_ref_serves_the_old_one(fixture: Fixture) -> None:
     fx = fixture
     first = fx.commit("site", {"public/index.html": "<h1>branch one</h1>\n"})
     sites.apply(fx.cluster, git_site("follow", fx, ref="main", interval="10s"))
-    sites.wait_ready(fx.cluster, fx.namespace, "follow", timeout=120)
+    kit.wait_site_ready(fx.cluster, fx.namespace, "follow", timeout=120)
     wait_serving(fx, "follow", "<h1>branch one</h1>")
 
     second = fx.commit("site", {"public/index.html": "<h1>branch two</h1>\n"})
@@ -193,7 +204,7 @@ def test_new_commit_rolls_out_and_a_rollback_by_ref_serves_the_old_one(fixture: 
     assert second in json.dumps(status.get("status") if status else {}), status
 
     sites.apply(fx.cluster, git_site("follow", fx, ref=first, interval="10s"))
-    sites.wait_ready(fx.cluster, fx.namespace, "follow", timeout=120)
+    kit.wait_site_ready(fx.cluster, fx.namespace, "follow", timeout=120)
     wait_serving(fx, "follow", "<h1>branch one</h1>")
 
 
@@ -206,7 +217,7 @@ def test_archive_with_a_wrong_checksum_never_serves(fixture: Fixture) -> None:
             "metadata": {"name": "archived", "namespace": fx.namespace},
             "spec": {"replicas": 2, "content": {"archive": spec}}}
     sites.apply(fx.cluster, site)
-    sites.wait_ready(fx.cluster, fx.namespace, "archived", timeout=120)
+    kit.wait_site_ready(fx.cluster, fx.namespace, "archived", timeout=120)
     wait_serving(fx, "archived", "<h1>archive one</h1>")
     old_pods = {p["metadata"]["name"] for p in kit.ready_pods(fx.cluster, fx.namespace, kit.site_selector("archived"))}
 
@@ -227,6 +238,7 @@ def remote_example(name: str, namespace: str) -> dict[str, Any]:
     return doc
 
 
+@needs_git_policy
 def test_remote_examples_are_served_from_the_fixture_server(fixture: Fixture) -> None:
     fx = fixture
     handbook = remote_example("git-docs", fx.namespace)
@@ -242,7 +254,7 @@ def test_remote_examples_are_served_from_the_fixture_server(fixture: Fixture) ->
     for doc in (handbook, notes):
         sites.apply(fx.cluster, doc)
     for doc in (handbook, notes):
-        sites.wait_ready(fx.cluster, fx.namespace, doc["metadata"]["name"], timeout=120)
+        kit.wait_site_ready(fx.cluster, fx.namespace, doc["metadata"]["name"], timeout=120)
     assert len(kit.ready_pods(fx.cluster, fx.namespace, kit.site_selector("handbook"))) == 2
     with kit.port_forward(fx.cluster, fx.namespace, "service/handbook", 80) as port:
         page = kit.request("127.0.0.1", port, "/onboarding")             # cleanUrls
@@ -259,7 +271,7 @@ def test_fetch_init_container_meets_restricted_pss(fixture: Fixture) -> None:
     fx = fixture
     sha = fx.commit("site", {"public/index.html": "<h1>probe</h1>\n"})
     sites.apply(fx.cluster, git_site("probed", fx, ref=sha))
-    sites.wait_ready(fx.cluster, fx.namespace, "probed", timeout=120)
+    kit.wait_site_ready(fx.cluster, fx.namespace, "probed", timeout=120)
     template = fx.cluster.kubectl_json("-n", fx.namespace, "get", "deployment", "probed")["spec"]["template"]
     spec = template["spec"]
     [init] = spec.pop("initContainers")
