@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from .api import models
+from .core.policy import Policy, PolicyError
 
 
 def _names(value: Any) -> Any:
@@ -58,6 +61,29 @@ class Config(BaseModel):
     fetcher_image: Annotated[str, _or_default(models.DEFAULT_FETCHER_IMAGE)] = Field(
         models.DEFAULT_FETCHER_IMAGE, alias="STATICSITE_FETCHER_IMAGE",
         description="Image of the init container that fetches git and archive content.")
+    quiet_rollout: float = Field(
+        15.0, ge=0, le=600, alias="STATICSITE_QUIET_ROLLOUT_SECONDS",
+        description="Seconds of a rollout during which its progress is not written to status: a rollout "
+                    "done by then writes Ready only (one status write instead of two).")
+    policy_dir: str = Field(
+        "", alias="STATICSITE_POLICY_DIR",
+        description="Directory holding the platform's policy, one file per key (the chart mounts its policy "
+                    "ConfigMap there; docs/security.md lists the keys). Empty: the built-in defaults.")
+
+    def policy(self) -> Policy:
+        """The platform's policy: the files in policy_dir, else the defaults."""
+        data: dict[str, str] = {}
+        if self.policy_dir:
+            root = Path(self.policy_dir)
+            if not root.is_dir():
+                raise ConfigError(f"STATICSITE_POLICY_DIR: {self.policy_dir!r} is not a directory")
+            # A mounted ConfigMap also holds ..data and ..<timestamp> entries: keys never start with '.'.
+            data = {f.name: f.read_text() for f in root.iterdir() if not f.name.startswith(".") and f.is_file()}
+        try:
+            loaded = Policy.from_data(data)
+        except PolicyError as exc:
+            raise ConfigError(f"the policy in {self.policy_dir or '(defaults)'}: {exc}") from None
+        return loaded if "images.default" in data else replace(loaded, default_image=self.nginx_image)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:

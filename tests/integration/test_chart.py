@@ -40,7 +40,7 @@ INSTANCE = "app.kubernetes.io/instance"
 # from it (ReplicaSets, Pods, EndpointSlices) and helm's own release records (Secrets).
 NAMESPACED_KINDS = "deployments,replicasets,pods,services,endpointslices,serviceaccounts,configmaps,secrets"
 RBAC_KINDS = "roles,rolebindings"
-CLUSTER_KINDS = "clusterroles,clusterrolebindings"
+CLUSTER_KINDS = "clusterroles,clusterrolebindings,validatingadmissionpolicies,validatingadmissionpolicybindings"
 SITE = {
     "apiVersion": "staticsite.dev/v1alpha1", "kind": "StaticSite",
     "metadata": {"name": "survivor"},
@@ -199,7 +199,8 @@ def test_servicemonitor_needs_metrics() -> None:
 def test_cluster_wide_mode_renders_cluster_rbac() -> None:
     docs = render()
     kinds = sorted(d["kind"] for d in docs)
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Pod", "Service", "ServiceAccount"]
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "Pod", "Service",
+                     "ServiceAccount", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
     (binding,) = only(docs, "ClusterRoleBinding")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "rel-staticsite-operator", "namespace": "ops"}]
     assert binding["roleRef"]["name"] == only(docs, "ClusterRole")[0]["metadata"]["name"]
@@ -216,6 +217,32 @@ def test_the_chart_sets_only_variables_the_operator_reads() -> None:
     names = {e["name"] for e in container["env"]}
     assert names - {"POD_ID"} <= set(Config.variables()), names - set(Config.variables())
     Config.from_env({e["name"]: e["value"] for e in container["env"] if "value" in e})  # and parses
+
+
+def test_the_policy_configmap_is_what_the_operator_reads(tmp_path: Path) -> None:
+    """The chart's policy ConfigMap, mounted as the operator mounts it, loads into the policy
+    the values asked for; and the chart's default nginx image is the operator's."""
+    from staticsite_operator.api import models
+    from staticsite_operator.config import Config
+
+    docs = render("--set", "policy.annotations.allowed={example.com/*}", "--set", "policy.limits.maxReplicas=4",
+                  "--set-json", 'policy.domains.namespaces={"team-a": ["*.team-a.example.com"]}',
+                  "--set-json", 'policy.sources.allowedNetworks=[{"cidr": "100.64.0.0/16", "ports": [80]}]')
+    (configmap,) = only(docs, "ConfigMap")
+    for key, value in configmap["data"].items():
+        (tmp_path / key).write_text(value)
+    container = only(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    policy = Config.from_env(env | {"STATICSITE_POLICY_DIR": str(tmp_path)}).policy()
+    assert policy.allowed_annotations == ("example.com/*",)
+    assert policy.max_replicas == 4
+    assert policy.domain_allowed("team-a", "x.team-a.example.com") and not policy.domain_allowed("team-a", "b.io")
+    assert [(str(n.net), n.ports) for n in policy.allowed_networks] == [("100.64.0.0/16", frozenset({80}))]
+    assert configmap["data"]["images.default"] == models.DEFAULT_NGINX_IMAGE
+    assert env["STATICSITE_POLICY_DIR"] == "/etc/staticsite/policy"
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in only(docs, "Deployment")[0]["spec"]["template"]["spec"]["volumes"]}
+    assert volumes[mounts["/etc/staticsite/policy"]]["configMap"]["name"] == configmap["metadata"]["name"]
 
 
 def test_the_rules_cover_every_child_kind() -> None:
@@ -370,7 +397,9 @@ def test_rendered_chart_passes_server_side_dry_run(cluster: Cluster, restricted_
     assert result.returncode == 0, result.stderr
     assert "Warning" not in result.stderr, result.stderr  # e.g. "would violate PodSecurity"
     applied = result.stdout.splitlines()
-    expected = {"serviceaccount/", "service/", "deployment.apps/", "pod/"}
+    expected = {"serviceaccount/", "service/", "deployment.apps/", "pod/", "configmap/",
+                "validatingadmissionpolicy.admissionregistration",
+                "validatingadmissionpolicybinding.admissionregistration"}
     expected |= {"role.rbac", "rolebinding.rbac"} if mode == "namespaced" else {"clusterrole.rbac",
                                                                                "clusterrolebinding.rbac"}
     for prefix in expected:

@@ -15,6 +15,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -29,6 +30,12 @@ pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("kube_env", "crd")]
 def repo(tmp_path: Path) -> Iterator[GitServer]:
     with serve_git(tmp_path) as server:
         yield server
+
+
+def loopback(server: GitServer) -> dict[str, str]:
+    """A policy that lets the operator contact the test's git server (127.0.0.1 is refused by default)."""
+    port = urlsplit(server.url).port
+    return {"sources.allowedNetworks": f"127.0.0.1/32 {port}"}
 
 
 def git_site(name: str, namespace: str, **git: Any) -> dict[str, Any]:
@@ -59,16 +66,15 @@ def test_moving_branch_rolls_out_and_an_old_sha_rolls_back(cluster: Cluster, nam
                                                            repo: GitServer) -> None:
     first = repo.sha("refs/heads/main")
     assert first is not None
-    with sites.running_operator(namespace):
+    with sites.running_operator(namespace, policy=loopback(repo)):
         sites.apply(cluster, git_site("docs", namespace, url=repo.url, ref="main"))
         obj = wait_revision(cluster, namespace, "docs", first)
         assert obj["status"]["contentHash"] == f"git:{first}"
         env = fetch_env(cluster, namespace, "docs")
         assert env["GIT_SHA"] == first
         assert env["GIT_URL"] == repo.url
-        assert sites.get(cluster, namespace, "configmap", "docs-content") is None, "no inline content"
-        nginx_cm = sites.get(cluster, namespace, "configmap", "docs-nginx")
-        assert nginx_cm is not None and "fetch-git.sh" in nginx_cm["data"]
+        nginx_cm = sites.config_of(cluster, namespace, "docs")
+        assert nginx_cm is not None and set(nginx_cm["data"]) == {"nginx.conf", "fetch-git.sh"}, "no inline content"
         assert "root /srv/site/public;" in nginx_cm["data"]["nginx.conf"]
 
         second = repo.commit({"public/index.html": "<h1>v2</h1>"}, "v2")
@@ -83,7 +89,8 @@ def test_moving_branch_rolls_out_and_an_old_sha_rolls_back(cluster: Cluster, nam
 
 def test_private_repository_needs_its_token(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
     token = "s3cret-token-7f1c"
-    with serve_git(tmp_path, token=token) as private, sites.running_operator(namespace) as runner:
+    with serve_git(tmp_path, token=token) as private, \
+            sites.running_operator(namespace, policy=loopback(private)) as runner:
         sites.apply(cluster, git_site("priv", namespace, url=private.url))
         cond = sites.wait_condition(cluster, namespace, "priv", "Degraded", "True", "GitResolveFailed")
         assert "secretRef" in cond["message"]
@@ -120,7 +127,8 @@ def test_archive_source_and_a_failed_checksum(cluster: Cluster, namespace: str) 
     with sites.running_operator(namespace):
         sites.apply(cluster, sites.site("art", namespace))
         sites.wait_ready(cluster, namespace, "art")
-        assert sites.get(cluster, namespace, "configmap", "art-content") is not None
+        inline = sites.config_of(cluster, namespace, "art")
+        assert inline is not None and "nginx.conf" in inline["data"]
 
         manifest = sites.site("art", namespace)
         manifest["spec"]["content"] = {"archive": archive}
@@ -130,8 +138,8 @@ def test_archive_source_and_a_failed_checksum(cluster: Cluster, namespace: str) 
         env = fetch_env(cluster, namespace, "art")
         assert env["ARCHIVE_SHA256"] == digest
         assert env["STRIP_COMPONENTS"] == "1"
-        wait_for(lambda: sites.get(cluster, namespace, "configmap", "art-content") is None,
-                 what="the inline content ConfigMap to be pruned after switching source")
+        wait_for(lambda: sites.get(cluster, namespace, "configmap", inline["metadata"]["name"]) is None,
+                 what="the inline content's revision to be pruned after switching source")
 
         # Report a failed fetch the way the kubelet would: exit 42 from the init container.
         pods = cluster.kubectl_json("-n", namespace, "get", "pods", "-l", "app.kubernetes.io/instance=art")["items"]

@@ -416,7 +416,7 @@ def run_rendered_fetch(spec: dict[str, object], revision: str | None, dest: Path
     script from the rendered ConfigMap. Only DEST moves, from the pod's mount to `dest`."""
     parsed = models.StaticSiteSpec.model_validate(spec)
     rendered = render.render(render.Site("site", "ns", "uid", parsed, revision))
-    config = next(o for o in rendered.objects if o["metadata"]["name"] == "site-nginx")
+    config = next(o for o in rendered.objects if o["kind"] == "ConfigMap")
     deployment = next(o for o in rendered.objects if o["kind"] == "Deployment")
     (init,) = deployment["spec"]["template"]["spec"]["initContainers"]
     assert init["command"][0] == "sh"

@@ -121,3 +121,25 @@ runs the operator under exactly these rules and checks what it can and cannot do
   verbs: [get]
 {{- end }}
 {{- end }}
+
+{{/*
+The nginx image of sites that name none: sites.nginxImage, else the operator's pinned
+default (api/models.py DEFAULT_NGINX_IMAGE; a test keeps the two equal).
+*/}}
+{{- define "staticsite-operator.nginxImage" -}}
+{{- .Values.sites.nginxImage | default "docker.io/nginxinc/nginx-unprivileged:1.28.0-alpine-slim" }}
+{{- end }}
+
+{{/* The name of the policy ConfigMap (the admission policy's parameter, and the operator's). */}}
+{{- define "staticsite-operator.policyName" -}}
+{{- printf "%s-policy" (include "staticsite-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+A CEL expression: does glob `p` match the string `v`? The same semantics as
+core/policy.py glob_match: '*' anything, '*x*' contains, 'x*' starts with, '*x' ends
+with, else equal. Callers lower-case both sides. Call with (dict "p" EXPR "v" EXPR).
+*/}}
+{{- define "staticsite-operator.celGlob" -}}
+({{ .p }} == '*' || {{ .p }} == {{ .v }} || (size({{ .p }}) > 1 && {{ .p }}.startsWith('*') && {{ .p }}.endsWith('*') && {{ .v }}.contains({{ .p }}.substring(1, size({{ .p }}) - 1))) || (!{{ .p }}.startsWith('*') && {{ .p }}.endsWith('*') && {{ .v }}.startsWith({{ .p }}.substring(0, size({{ .p }}) - 1))) || ({{ .p }}.startsWith('*') && !{{ .p }}.endsWith('*') && {{ .v }}.endsWith({{ .p }}.substring(1))))
+{{- end }}

@@ -22,6 +22,7 @@ INVALID_SPEC = "InvalidSpec"               # Degraded=True: passed admission, fa
 NAME_CONFLICT = "NameConflict"             # Degraded=True: a child's name is taken by an object we do not own
 APPLY_FAILED = "ApplyFailed"               # Degraded=True: the API server rejected a child
 DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"  # Degraded=True: the Deployment stopped progressing
+ALLOCATION_FAILED = "AllocationFailed"     # Degraded=True: the cluster has no Service address left
 GIT_RESOLVE_FAILED = "GitResolveFailed"    # Degraded=True: ls-remote failed; the last revision keeps serving
 SECRET_UNAVAILABLE = "SecretUnavailable"  # noqa: S105 - Degraded=True: the token Secret is missing or not readable
 NOT_RESOLVED = "Resolving"                 # Ready=False: a git ref has not been resolved yet

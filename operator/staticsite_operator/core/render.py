@@ -71,12 +71,15 @@ class Names:
     deployment: str
     service: str
     ingress: str
-    content: str
-    nginx: str
+    config: str  # the ConfigMap of one revision: content, nginx.conf and fetch scripts
 
     @classmethod
-    def of(cls, site: str) -> Names:
-        return cls(deployment=site, service=site, ingress=site, content=f"{site}-content", nginx=f"{site}-nginx")
+    def of(cls, site: str, checksum: str) -> Names:
+        # Named by what it holds, and immutable: a new revision is a new ConfigMap, so the
+        # pods of the old one keep serving exactly the old files until they are replaced.
+        # A name is at most 253 characters; the site's may be as long.
+        config = f"{site[:242].rstrip('-.')}-{checksum[:10]}"
+        return cls(deployment=site, service=site, ingress=site, config=config)
 
 
 @dataclass(frozen=True)
@@ -119,13 +122,17 @@ def _split_files(inline: models.InlineContent) -> tuple[dict[str, str], dict[str
         else:
             text[key] = f.content or ""
         items.append({"key": key, "path": f.path})
-    size = sum(len(k) + len(v) for k, v in text.items()) + sum(len(k) + len(v) for k, v in binary.items())
-    if size > models.MAX_CONTENT_BYTES:
-        raise ContentTooLarge(
-            f"inline content is {size} bytes, over the {models.MAX_CONTENT_BYTES}-byte ConfigMap limit; "
-            "serve large sites from spec.content.git or spec.content.archive instead"
-        )
     return text, binary, items
+
+
+def _check_size(data: dict[str, str], binary: dict[str, str], inline: bool) -> None:
+    size = sum(len(k) + len(v) for k, v in data.items()) + sum(len(k) + len(v) for k, v in binary.items())
+    if size > models.MAX_CONTENT_BYTES:
+        what = "inline content and nginx.conf" if inline else "the nginx.conf the routing rules make"
+        hint = ("serve large sites from spec.content.git or spec.content.archive instead" if inline
+                else "use fewer or shorter rules")
+        raise ContentTooLarge(f"{what} take {size} bytes, over the {models.MAX_CONTENT_BYTES}-byte ConfigMap "
+                              f"limit; {hint}")
 
 
 def fetch_script(name: str) -> str:
@@ -168,16 +175,16 @@ def render(site: Site) -> Rendered:
     text, binary, items = _split_files(inline) if inline is not None else ({}, {}, [])
     fetcher, scripts, root = _fetcher(site)
     nginx_conf = render_nginx_conf(spec, root=root)
-    if len(nginx_conf) > models.MAX_CONTENT_BYTES:
-        raise ContentTooLarge(f"the routing rules make a {len(nginx_conf)}-byte nginx.conf, over the "
-                              f"{models.MAX_CONTENT_BYTES}-byte ConfigMap limit; use fewer or shorter rules")
+    # Content keys start with 12 hex digits and a '-' (config_key): never these.
+    config = {"nginx.conf": nginx_conf, **scripts}
+    _check_size(text | config, binary, inline is not None)
     chash = content_hash(site)
     checksum = hashlib.sha256(f"{chash}\n{nginx_conf}\n{json.dumps(fetcher, sort_keys=True)}".encode()).hexdigest()
 
     context = {
         "spec": spec,
         "namespace": site.namespace,
-        "names": Names.of(site.name),
+        "names": Names.of(site.name, checksum),
         "labels": lambda component: lbl.labels(site.name, component),
         "pod_labels": lbl.labels(site.name, "server") | ({lbl.FETCH_KEY: fetcher["kind"]} if fetcher else {}),
         "selector": lbl.selector(site.name),
@@ -192,8 +199,8 @@ def render(site: Site) -> Rendered:
         "text_files": text,
         "binary_files": binary,
         "items": items,
-        "nginx_conf": nginx_conf,
-        "scripts": scripts,
+        "config_data": text | config,
+        "config_items": [{"key": key, "path": key} for key in config],
         "fetcher": fetcher,
         "nginx_image": spec.nginx.image or site.images.nginx,
         "fetcher_image": site.images.fetcher,

@@ -144,9 +144,34 @@ def fetch_failure(pod_status: dict[str, Any]) -> dict[str, str] | None:
     return None
 
 
+# Rollout progress: its counts change with every pod that starts, and each change would
+# be a write of its own (about three per site per rollout, more with more replicas).
+PROGRESS = (c.ROLLING_OUT, c.WAITING_FOR_REPLICAS)
+
+
+def _material(st: dict[str, Any] | None) -> dict[str, Any]:
+    """A status without what changes pod by pod: replica counts, and the message of a
+    condition that reports progress (its status and reason are kept)."""
+    out = {k: v for k, v in (st or {}).items() if k not in ("replicas", "readyReplicas")}
+    out["conditions"] = [{k: v for k, v in cond.items() if k != "message" or cond.get("reason") not in PROGRESS}
+                         for cond in out.get("conditions") or []]
+    return out
+
+
 def same(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
-    """True when storing `b` over `a` would change nothing the user can see."""
-    return (a or {}) == b
+    """True when storing `b` over `a` would change nothing a user needs to know now.
+
+    Counts of replicas and rollout-progress messages alone are not worth a write: they
+    are refreshed by the next write, which every transition makes (Ready, a new
+    generation, a problem).
+    """
+    return _material(a) == _material(b)
+
+
+def in_progress(st: dict[str, Any]) -> bool:
+    """Rolling out with no problem: the status a short rollout can skip altogether."""
+    ready, degraded = condition(st, c.READY) or {}, condition(st, c.DEGRADED) or {}
+    return ready.get("status") == "False" and ready.get("reason") in PROGRESS and degraded.get("status") != "True"
 
 
 def condition(status: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
