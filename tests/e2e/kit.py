@@ -62,6 +62,16 @@ def real_node_namespace(cluster: Cluster, prefix: str) -> str:
     return name
 
 
+@contextlib.contextmanager
+def namespace(cluster: Cluster, prefix: str) -> Iterator[str]:
+    """A real-node namespace for a fixture, deleted afterwards even when the set-up fails."""
+    name = real_node_namespace(cluster, prefix)
+    try:
+        yield name
+    finally:
+        cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
 def helm(cluster: Cluster, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(["helm", *args], check=False, text=True, capture_output=True, env=cluster.env(),
                             timeout=timeout)
@@ -245,8 +255,9 @@ def wait_site_ready(cluster: Cluster, namespace: str, name: str, timeout: float 
     while time.monotonic() < deadline:
         res = cluster.kubectl("-n", namespace, "get", "staticsite", name, "-o", "json", check=False)
         obj = json.loads(res.stdout) if res.returncode == 0 else None
-        conditions = ((obj or {}).get("status") or {}).get("conditions") or []
-        if obj and obj["status"].get("observedGeneration") == obj["metadata"]["generation"]:
+        status = (obj or {}).get("status") or {}
+        conditions = status.get("conditions") or []
+        if obj and status.get("observedGeneration") == obj["metadata"]["generation"]:
             if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
                 return obj
             if any(c["type"] == "Degraded" and c["status"] == "True" and c["reason"] in HOPELESS for c in conditions):

@@ -27,13 +27,12 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 def served(cluster: Cluster, operator: kit.OperatorRelease, node: str) -> Iterator[str]:
     """A namespace holding every inline example, all Ready."""
     operator.ensure()
-    ns = kit.real_node_namespace(cluster, "e2e-examples")
-    for stem in EXAMPLES:
-        sites.apply(cluster, sites.example(stem, ns))
-    for name in EXAMPLES.values():
-        kit.wait_site_ready(cluster, ns, name, timeout=120)
-    yield ns
-    cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+    with kit.namespace(cluster, "e2e-examples") as ns:
+        for stem in EXAMPLES:
+            sites.apply(cluster, sites.example(stem, ns))
+        for name in EXAMPLES.values():
+            kit.wait_site_ready(cluster, ns, name, timeout=120)
+        yield ns
 
 
 @pytest.mark.parametrize(("stem", "name"), EXAMPLES.items())

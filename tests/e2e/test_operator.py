@@ -31,11 +31,9 @@ MODES = ["cluster-wide", "namespaced"]
 def installed(request: pytest.FixtureRequest, cluster: Cluster, operator: kit.OperatorRelease,
               node: str) -> Iterator[tuple[kit.OperatorRelease, str, str]]:
     """(the release, a namespace it serves, a namespace it does not serve in namespaced mode)."""
-    served, other = kit.real_node_namespace(cluster, "e2e-served"), kit.real_node_namespace(cluster, "e2e-other")
-    watch = (served,) if request.param == "namespaced" else ()
-    yield operator.ensure(watch=watch), served, other
-    for ns in (served, other):
-        cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+    with kit.namespace(cluster, "e2e-served") as served, kit.namespace(cluster, "e2e-other") as other:
+        watch = (served,) if request.param == "namespaced" else ()
+        yield operator.ensure(watch=watch), served, other
 
 
 def test_operator_pod_is_ready_and_stays_up(cluster: Cluster, installed: tuple[kit.OperatorRelease, str, str],

@@ -57,11 +57,10 @@ class Loop(threading.Thread):
 @pytest.fixture
 def site(cluster: Cluster, operator: kit.OperatorRelease, node: str) -> Iterator[tuple[str, str]]:
     operator.ensure()
-    ns = kit.real_node_namespace(cluster, "e2e-rollout")
-    sites.apply(cluster, sites.site("roll", ns, {"index.html": OLD}, replicas=2))
-    kit.wait_site_ready(cluster, ns, "roll", timeout=120)
-    yield ns, "roll"
-    cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+    with kit.namespace(cluster, "e2e-rollout") as ns:
+        sites.apply(cluster, sites.site("roll", ns, {"index.html": OLD}, replicas=2))
+        kit.wait_site_ready(cluster, ns, "roll", timeout=120)
+        yield ns, "roll"
 
 
 def answers(ip: str) -> bool:

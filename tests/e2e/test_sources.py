@@ -16,9 +16,9 @@ ClusterIP, and the operator, in its own pod, resolves branch refs from it too.
   Security Standard (read from inside the container, by running the rendered pod
   template with a probe in place of the fetch script).
 
-The operator's outbound-request policy (lead's work) refuses cluster-internal addresses
-unless the chart's `policy.git.allowedCIDRs` allows them: when the chart has that value,
-the Service range is allowed; a chart without it resolves any address.
+The operator's egress guard refuses private and shared addresses (100.64.0.0/10
+included) unless the platform allows the network: the chart's
+`policy.sources.allowedNetworks` allows the Service range, port 80, for these tests.
 """
 
 from __future__ import annotations
@@ -122,24 +122,19 @@ def tarball(files: dict[str, str], top: str = "") -> bytes:
     return buf.getvalue()
 
 
-def chart_has_git_policy() -> bool:
-    schema = json.loads((kit.CHART / "values.schema.json").read_text())
-    return "policy" in schema["properties"]
-
-
 @pytest.fixture(scope="module")
 def fixture(cluster: Cluster, operator: kit.OperatorRelease, images: kit.Images,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fixture]:
-    extra = ["--set", "gitCredentials.enabled=true"]  # examples/remote/git-docs.yaml names a token Secret
-    if chart_has_git_policy():
-        extra += ["--set", "policy.git.allowedCIDRs={" + SERVICE_CIDR + "}"]
-    operator.ensure(extra=tuple(extra))
-    ns = kit.real_node_namespace(cluster, "e2e-sources")
-    for obj in fixture_server(ns, images.fixture):
-        cluster.kubectl("apply", "-f", "-", input=json.dumps(obj))
-    cluster.kubectl("-n", ns, "rollout", "status", "deployment/fixture", "--timeout=90s")
-    yield Fixture(cluster, ns, kit.cluster_ip(cluster, ns, "fixture"), tmp_path_factory.mktemp("git"))
-    cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+    operator.ensure(extra=(
+        "--set", "gitCredentials.enabled=true",  # examples/remote/git-docs.yaml names a token Secret
+        # The operator looks refs up on the fixture server's ClusterIP: a shared address.
+        "--set", f"policy.sources.allowedNetworks[0].cidr={SERVICE_CIDR}",
+        "--set", "policy.sources.allowedNetworks[0].ports={80}"))
+    with kit.namespace(cluster, "e2e-sources") as ns:
+        for obj in fixture_server(ns, images.fixture):
+            cluster.kubectl("apply", "-f", "-", input=json.dumps(obj))
+        cluster.kubectl("-n", ns, "rollout", "status", "deployment/fixture", "--timeout=90s")
+        yield Fixture(cluster, ns, kit.cluster_ip(cluster, ns, "fixture"), tmp_path_factory.mktemp("git"))
 
 
 def git_site(name: str, fx: Fixture, ref: str, repo: str = "site", **git: Any) -> dict[str, Any]:
@@ -180,17 +175,6 @@ def test_site_pinned_to_a_commit_is_fetched_by_its_init_container(fixture: Fixtu
     assert f"fetched {sha}" in log, log
 
 
-# The operator resolves a branch from its own pod, through its egress guard, which refuses
-# shared addresses (100.64.0.0/10) unless the platform allows the network. Until the chart
-# has a value for that, these fail (GitResolveFailed); strict: once the chart has
-# `policy.git.allowedCIDRs`, the fixture sets it and the marker no longer applies.
-needs_git_policy = pytest.mark.xfail(
-    not chart_has_git_policy(), strict=True, raises=pytest.fail.Exception,
-    reason="chart: no policy.git.allowedCIDRs value yet, so the operator's egress guard refuses to "
-           "resolve refs on the fixture server's ClusterIP (100.64.0.0/16)")
-
-
-@needs_git_policy
 def test_new_commit_rolls_out_and_a_rollback_by_ref_serves_the_old_one(fixture: Fixture) -> None:
     fx = fixture
     first = fx.commit("site", {"public/index.html": "<h1>branch one</h1>\n"})
@@ -238,7 +222,6 @@ def remote_example(name: str, namespace: str) -> dict[str, Any]:
     return doc
 
 
-@needs_git_policy
 def test_remote_examples_are_served_from_the_fixture_server(fixture: Fixture) -> None:
     fx = fixture
     handbook = remote_example("git-docs", fx.namespace)
