@@ -177,6 +177,18 @@ forget_older() {
   for old in "$work/$name"-*; do
     [[ $old == "$work/$name-$hash" || $old == "$work/$name-$hash.ref" ]] || rm -rf "$old"
   done
+  forget_unnamed
+}
+
+# The CRI plugin also names every image it has seen by its ID (sha256:<config digest>):
+# such a name whose image no tag points at any more would keep its layers forever.
+forget_unnamed() {
+  local listing kept id digest
+  listing=$(ctr_k8s images ls 2>/dev/null | awk 'NR > 1 {print $1, $3}')
+  kept=$(awk '$1 !~ /^sha256:/ {print $2}' <<<"$listing")
+  awk '$1 ~ /^sha256:/' <<<"$listing" | while read -r id digest; do
+    grep -qx "$digest" <<<"$kept" || ctr_k8s images rm "$id" >/dev/null 2>&1 || true
+  done
 }
 
 build() {
@@ -198,8 +210,11 @@ build() {
 
 # BuildKit's own cache (intermediate stages, contexts) is dropped: the images are
 # cached by tag, and a rebuild of the operator image re-runs its pip install anyway.
+# So are its build histories, whose leases would keep every earlier image's layers.
 prune() {
+  forget_unnamed
   buildkit_up
+  buildctl --addr "unix://$BUILDKIT_SOCK" prune-histories >/dev/null
   buildctl --addr "unix://$BUILDKIT_SOCK" prune --all >/dev/null
 }
 

@@ -391,6 +391,13 @@ stop_shims() {
     pid=$(cat "$f")
     [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == "$TOOLS_BIN/containerd-shim-runc-v2" ]] && kill -KILL "$pid" 2>/dev/null
   done
+  # A shim whose task directory is already gone has no pidfile left: it is still ours when
+  # it runs our shim binary for our containerd's socket (and no other shim can).
+  for f in /proc/[0-9]*; do
+    pid=${f#/proc/}
+    [[ "$(readlink "$f/exe" 2>/dev/null)" == "$TOOLS_BIN/containerd-shim-runc-v2" ]] || continue
+    tr '\0' ' ' <"$f/cmdline" 2>/dev/null | grep -q -- "-address $CONTAINERD_SOCK " && kill -KILL "$pid" 2>/dev/null
+  done
   return 0
 }
 
