@@ -75,9 +75,6 @@ def answers(ip: str) -> bool:
 # it new connections for up to a second: 10-20 refused connections per rollout. With
 # `lifecycle: {preStop: {sleep: {seconds: 5}}}` on the nginx container the same rollout
 # had none. strict: once the operator renders the delay this passes, and the marker must go.
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="operator: nginx pods have no preStop delay, so an old pod refuses connections "
-                   "that kube-proxy still routes to it (add lifecycle.preStop.sleep)")
 def test_content_update_rolls_out_without_a_failed_request(cluster: Cluster, site: tuple[str, str]) -> None:
     ns, name = site
     ip = kit.cluster_ip(cluster, ns, name)

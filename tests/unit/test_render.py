@@ -182,3 +182,12 @@ def test_one_immutable_configmap_per_revision_named_by_what_it_holds() -> None:
     assert set(mounted.values()) == {v1["metadata"]["name"]}
     long_name = render.Names.of("a" * 253, "f" * 64).config
     assert len(long_name) <= 253 and long_name.endswith("-ffffffffff")
+
+
+def test_nginx_keeps_listening_while_it_is_taken_out_of_rotation() -> None:
+    """A terminating pod gets new connections for a moment (kube-proxy, ingress controllers):
+    without a preStop delay a rollout refused them (tests/e2e/test_rollout.py proves it)."""
+    pod = by_kind(render.render(site(files(index_html="x"))))["Deployment"][0]["spec"]["template"]["spec"]
+    (nginx,) = pod["containers"]
+    assert nginx["lifecycle"]["preStop"]["sleep"]["seconds"] >= 3
+    assert pod.get("terminationGracePeriodSeconds", 30) > nginx["lifecycle"]["preStop"]["sleep"]["seconds"]
