@@ -58,7 +58,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     def resolve_ref(url: str, ref: str, token: str | None) -> str:
         return gitremote.resolve_ref(url, ref, token=token, guard=guard)
 
-    reconciler = Reconciler(cache, kube, resolve_ref, render.Images(config.nginx_image, config.fetcher_image), policy)
+    reconciler = Reconciler(cache, kube, resolve_ref, render.Images(config.nginx_image, config.fetcher_image,
+                                                                           config.routes_image), policy)
     controller = Controller(reconciler.reconcile, config.workers)
     memo.cache, memo.controller = cache, controller
     controller.start()

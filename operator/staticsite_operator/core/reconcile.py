@@ -23,7 +23,7 @@ import pydantic
 
 from ..api import conditions as c
 from ..api import models
-from . import domains, drift, events, kinds, problems, render, snapshot, status
+from . import domains, drift, events, hostfiles, kinds, problems, render, snapshot, status
 from .events import Changes
 from .policy import Policy
 from .ports import ApiError, Client, Obj, RefResolver, TokenUnavailable, View
@@ -46,6 +46,15 @@ class Source:
     revision: str | None     # the git commit to serve (git sources)
     problem: Problem | None
     recheck: float | None
+
+
+SKIPPED = "lines of the content's _redirects/_headers are skipped (file:line: why):"
+
+
+def routing_file_problem(found: tuple[hostfiles.LineProblem, ...]) -> Problem:
+    """Lines of inline content's _redirects/_headers that are not honoured: the site serves
+    without them, and says which."""
+    return Problem(c.ROUTING_FILE_INVALID, f"{SKIPPED} {hostfiles.summary(found)}")
 
 
 def validation_message(exc: pydantic.ValidationError) -> str:
@@ -89,6 +98,7 @@ class Reconciler:
             source = self._source(site, spec)
             grant = self._grant(site, spec)
             rendered, render_problem = self._render(site, spec, source.revision, grant.hosts)
+        file_problem = routing_file_problem(rendered.problems) if rendered and rendered.problems else None
         if rendered is not None:
             sync_problem = self._sync(site, rendered, changes)
             fetch_problem = self._fetch_problem(namespace, name, rendered.checksum)
@@ -99,7 +109,7 @@ class Reconciler:
             content_hash=rendered.content_hash if rendered else None,
             deployment=self.view.child("Deployment", namespace, name, name),
             problem=problems.most_severe([parse_problem, policy_problem, sync_problem, render_problem,
-                                          grant.problem, source.problem, fetch_problem]),
+                                          grant.problem, source.problem, fetch_problem, file_problem]),
             revision=source.revision if rendered else (previous or {}).get("revision"),
             hosts=grant.hosts if rendered else None,
         ), previous)
@@ -194,6 +204,8 @@ class Reconciler:
         """A pod of the current revision whose init container failed to fetch the content."""
         for failure in self.view.fetch_failures(namespace, name):
             if failure.get("checksum") == checksum:
+                if failure["reason"] == c.ROUTING_FILE_INVALID:  # the pod serves, without these lines
+                    return Problem(c.ROUTING_FILE_INVALID, f"{SKIPPED} {failure['message']}")
                 return Problem(failure["reason"], f"pod {failure['name']}: {failure['message']}; "
                                                   "the previous pods keep serving")
         return None
