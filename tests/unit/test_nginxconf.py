@@ -12,10 +12,10 @@ import re
 import pytest
 
 from staticsite_operator.api import models, rules
-from staticsite_operator.core import routes
-from staticsite_operator.core.nginxconf import BASELINE_HEADERS, render_nginx_conf, render_site
+from staticsite_operator.core import hostfiles, routes
+from staticsite_operator.core.nginxconf import BASELINE_HEADERS, HTTP_COMMON, HostRules, render_nginx_conf, render_site
 
-from .nginx_harness import Directive, check_spec, make_spec, parse_conf, walk
+from .nginx_harness import Directive, check_spec, make_spec, nginx_t, parse_conf, walk, workdir
 
 PAGES = {"index.html": "<h1>home</h1>", "about.html": "<h1>about</h1>", "docs/index.html": "<h1>docs</h1>"}
 
@@ -56,14 +56,21 @@ def test_representative_specs_pass_nginx_t(name: str) -> None:
 
 
 @pytest.mark.nginx
-def test_largest_allowed_routing_passes_nginx_t_without_warnings() -> None:
-    # 100 rules x 32 header names is one map variable each; 1000 redirects.
+@pytest.mark.parametrize("semantics", ["netlify", "cloudflare"])
+def test_largest_allowed_routing_passes_nginx_t_without_warnings(semantics: str) -> None:
+    # 100 rules x 32 header names: a map variable each (with Cloudflare's semantics two:
+    # the default's and the rule's), each rule's captures; 1000 redirects in the spec and
+    # 2100 more from a _redirects file.
     spec = make_spec({"index.html": "x"}, {
-        "headers": [{"path": f"/p{i}/*", "set": {f"X-H{i}-{j}": "v" for j in range(32)}} for i in range(100)],
-        "redirects": [{"from": f"/r{i}/:a/*", "to": "/t/:a/:splat", "status": (301, 200)[i % 2]}
+        "semantics": semantics,
+        "headers": [{"path": f"/p{i}/:x/*", "set": {f"X-H{i}-{j}": "v:x" for j in range(32)}} for i in range(100)],
+        "redirects": [{"from": f"/r{i}/:a/*", "to": "/t/:a/:splat", "status": (301, 200)[i % 2], "force": i % 3 == 0}
                       for i in range(1000)],
     })
-    ok, output, _ = check_spec(spec)
+    parsed = hostfiles.parse_redirects("\n".join(f"/f{i}/:a /g/:a" for i in range(2100)), semantics)  # type: ignore[arg-type]
+    assert len(parsed.rules) == 2100 if semantics == "netlify" else 100  # Cloudflare: 100 dynamic rules
+    host = HostRules(redirects=[(f"_redirects:{n}", r) for n, r in parsed.rules])
+    ok, output, _ = check_spec(spec, host=host)
     assert ok, output
     assert "[warn]" not in output, output
 
@@ -152,7 +159,7 @@ def test_not_found_page(files: dict[str, str], routing: dict[str, str], expected
     for name, code in (("@ss_not_found", "=404"), ("@ss_gone", "=410")):
         assert locations[name].block is not None
         (tries,) = [d.words for d in locations[name].block if d.name == "try_files"]
-        assert tries == ["try_files", "$ss_error_uri", "$ss_err_html", "$ss_err_index", *expected, code]
+        assert tries == ["try_files", "$ss_err_page", "$ss_err_html", "$ss_err_index", *expected, code]
 
 
 def test_header_rules_are_emitted_last_first() -> None:
@@ -276,3 +283,29 @@ def test_operator_arguments_are_checked(kwargs: dict[str, str], what: str) -> No
 def test_render_is_deterministic() -> None:
     for spec in SPECS.values():
         assert render_nginx_conf(spec) == render_nginx_conf(spec.model_copy(deep=True))
+
+
+@pytest.mark.nginx
+def test_two_sites_share_one_nginx_by_host() -> None:
+    """What a shared nginx tier would do: HTTP_COMMON once, each site's maps (under its
+    prefix) and server block (with its server_name). nginx -t accepts two sites with the
+    same rules."""
+    a = make_spec({"index.html": "A"}, {"redirects": [{"from": "/x", "to": "/from-a", "status": 302}],
+                                        "headers": [{"path": "/*", "set": {"X-Site": "a"}}]})
+    b = make_spec({"index.html": "B"}, {"semantics": "cloudflare",
+                                        "redirects": [{"from": "/x", "to": "/from-b", "status": 302}],
+                                        "headers": [{"path": "/*", "set": {"X-Site": "b"}}]})
+    with workdir() as tmp:
+        sites = []
+        for name, spec in (("a", a), ("b", b)):
+            (tmp / name).mkdir(mode=0o755)
+            sites.append(render_site(spec, root=str(tmp / name), listen=["127.0.0.1:8080"],
+                                     server_names=[f"{name}.example.com"], prefix=f"ss_{name}_"))
+        conf = tmp / "nginx.conf"
+        conf.write_text(f"pid {tmp}/nginx.pid;\nevents {{}}\nhttp {{\n"
+                        + "".join(f"{k}_temp_path {tmp}/{k};\n" for k in ("client_body", "proxy", "fastcgi",
+                                                                          "uwsgi", "scgi"))
+                        + HTTP_COMMON + "".join(s.http for s in sites) + "".join(s.server for s in sites) + "}\n")
+        ok, output = nginx_t(conf)
+        assert ok, output
+        assert "[warn]" not in output, output
