@@ -47,7 +47,7 @@ def git_site(name: str, namespace: str, **git: Any) -> dict[str, Any]:
 def fetch_env(cluster: Cluster, namespace: str, name: str) -> dict[str, str]:
     dep = sites.get(cluster, namespace, "deployment", name)
     assert dep is not None
-    (init,) = dep["spec"]["template"]["spec"]["initContainers"]
+    init = next(c for c in dep["spec"]["template"]["spec"]["initContainers"] if c["name"] == "fetch")
     return {e["name"]: e["value"] for e in init["env"]}
 
 
@@ -76,7 +76,8 @@ def test_moving_branch_rolls_out_and_an_old_sha_rolls_back(cluster: Cluster, nam
         assert sites.get(cluster, namespace, "configmap", "docs-content") is None, "no inline content"
         nginx_cm = sites.get(cluster, namespace, "configmap", "docs-nginx")
         assert nginx_cm is not None and "fetch-git.sh" in nginx_cm["data"]
-        assert "root /srv/site/public;" in nginx_cm["data"]["nginx.conf"]
+        # The pod renders nginx.conf (siteconf.py) from site.json and the fetched files.
+        assert json.loads(nginx_cm["data"]["site.json"])["root"] == "/srv/site/public"
 
         second = repo.commit({"public/index.html": "<h1>v2</h1>"}, "v2")
         wait_revision(cluster, namespace, "docs", second)  # within one interval (10 s)
