@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from staticsite_operator.api import models
+from staticsite_operator.core import hostfiles, render
 from staticsite_operator.core.nginxconf import HostRules, render_nginx_conf
 
 NGINX_MISSING = (
@@ -171,19 +172,17 @@ def serve(spec: models.StaticSiteSpec, root: Path | None = None, host: HostRules
             server = Server(port, root, conf, log_path)
             if _wait_healthy(server, proc):
                 break
-            _stop(proc)
+            stop(proc)
         else:
             pytest.fail(f"nginx did not start; its output:\n{log_path.read_text(errors='replace')}")
         try:
             yield server
         finally:
-            _stop(proc)
+            stop(proc)
 
 
 def _inline_rules(spec: models.StaticSiteSpec) -> HostRules | None:
     """The rules of the inline content's _redirects and _headers, as the operator reads them."""
-    from staticsite_operator.core import hostfiles, render  # noqa: PLC0415 - only servers need them
-
     inline = spec.content.inline
     return hostfiles.parse_site(render._host_files(inline), spec.routing.semantics).host_rules() if inline else None
 
@@ -209,9 +208,10 @@ def _wait_healthy(server: Server, proc: subprocess.Popen[bytes], timeout: float 
     return False
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a process this test started (nginx, chromium), by its PID."""
     if proc.poll() is None:
-        proc.terminate()  # SIGTERM: fast shutdown of the master and its workers
+        proc.terminate()  # SIGTERM: nginx's fast shutdown of the master and its workers
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -38,7 +38,7 @@ from staticsite_operator.core.nginxconf import (
     render_nginx_conf,
 )
 
-from .nginx_harness import Directive, Server, check_spec, make_spec, parse_conf, serve, shape, walk, workdir
+from .nginx_harness import Server, check_spec, make_spec, parse_conf, serve, shape, walk
 
 pytestmark = pytest.mark.nginx
 

@@ -175,7 +175,7 @@ def _redirects(ctx: _Context) -> list[Route]:
         to = rules.encode_nonascii(rule.to)
         if rule.status in models.REDIRECT_STATUSES:
             out.append(Route(str(n), origin, matched.regex, now, "return", rule.status,
-                             _location(to, matched.captures, ctx.semantics)))
+                             _location(to, matched.captures, ctx.semantics, passthrough=not rule.query)))
         elif rule.status == 200:
             decoded = uri_regex(pattern, ctx.semantics, ctx.namer)
             # Query placeholders are only in the raw request: their values stay encoded.
@@ -190,8 +190,9 @@ def _redirects(ctx: _Context) -> list[Route]:
     return out
 
 
-def _location(to: str, captures: dict[str, str], semantics: rules.Semantics) -> str:
-    """A Location: the client's query string passes through unless `to` has its own."""
+def _location(to: str, captures: dict[str, str], semantics: rules.Semantics, *, passthrough: bool) -> str:
+    """A Location: the client's query string passes through unless `to` has its own, or the
+    rule matched on query parameters (Netlify's example sends /store?id=x to /blog/x)."""
     scheme, sep, rest = to.partition("://")
     prefix, rest = (scheme + sep, rest) if sep else ("", to)
     host = ""
@@ -199,7 +200,7 @@ def _location(to: str, captures: dict[str, str], semantics: rules.Semantics) -> 
         host, slash, rest = rest.partition("/")
         host += slash
     path, hash_, fragment = rest.partition("#")
-    query = "" if "?" in path else "$is_args$args"
+    query = "$is_args$args" if passthrough and "?" not in path else ""
     return ('"' + _inner(prefix + host) + interpolate(path, captures, semantics, _inner) + query
             + interpolate(hash_ + fragment, captures, semantics, _inner) + '"')
 

@@ -10,6 +10,7 @@ Templates never splice user text into YAML or nginx.conf by hand:
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import jinja2
@@ -31,10 +32,13 @@ def to_json(value: Any) -> str:
     return "".join(_escape_char(c) for c in json.dumps(value, sort_keys=True, ensure_ascii=False))
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _nginx_escape(text: str) -> str:
     # Inside "..." nginx's parser unescapes \" and \\ (and \t \r \n), nothing else.
     # Control characters never get here (rejected by the models); refuse them anyway.
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+    if _CONTROL.search(text):
         raise ValueError(f"control character in nginx string: {text!r}")
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
