@@ -112,10 +112,11 @@ def _explain(exc: pydantic.ValidationError | ValueError) -> str:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"])
     if err["type"] == "string_pattern_mismatch":
-        what = {"from": "the path", "to": "the destination", "path": "the path"}.get(where.split(".")[0], where)
-        return (f"{what} holds a character a rule cannot use here: quotes, '$', ';', braces, spaces, backslashes "
-                "and control characters are refused (percent-encode them)") if where in ("from", "to", "path") \
-            else f"{where}: {err['msg'].split(' pattern ')[0]}"
+        if where in ("from", "to", "path"):
+            what = "the destination" if where == "to" else "the path"
+            return (f"{what} holds a character a rule cannot use here: quotes, '$', ';', braces, spaces, "
+                    "backslashes and control characters are refused (percent-encode them)")
+        return f"{where}: {str(err['msg']).split(' pattern ')[0]}"
     if err["type"] == "literal_error" and where == "status":
         return f"status {err['input']}: not supported (200, 301, 302, 303, 307, 308, 404, 410)"
     msg = str(err["msg"]).removeprefix("Value error, ")
@@ -253,7 +254,6 @@ class _Block:
     path: str
     values: dict[str, str] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)   # lower-case -> as first written
-    problems: list[tuple[int, str, str]] = field(default_factory=list)
 
 
 def parse_headers(text: str, semantics: rules.Semantics, file: str = HEADERS_FILE) -> Parsed[models.HeaderRule]:

@@ -46,7 +46,7 @@ from typing import Literal
 
 from ..api import models, rules
 from .routes import Compiled, Namer, decoded_text, host_path_regex, interpolate, request_regex, uri_regex
-from .templating import ENV, nginx_regex, nginx_str
+from .templating import ENV, nginx_str
 
 HEALTHZ = "/healthz"
 
@@ -406,6 +406,3 @@ def render_nginx_conf(spec: models.StaticSiteSpec, *, root: str = "/srv/site", l
     return ENV.get_template("nginx.conf.j2").render(
         tmp_dir=tmp_dir.rstrip("/") or "/", common=HTTP_COMMON, site=site)
 
-
-__all__ = ["BASELINE_HEADERS", "HTTP_COMMON", "HostRules", "SiteConf", "nginx_regex", "render_nginx_conf",
-           "render_site"]
