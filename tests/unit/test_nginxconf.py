@@ -309,3 +309,7 @@ def test_two_sites_share_one_nginx_by_host() -> None:
         ok, output = nginx_t(conf)
         assert ok, output
         assert "[warn]" not in output, output
+        # A shared nginx with no site yet: HTTP_COMMON stands on its own.
+        conf.write_text(conf.read_text().split(HTTP_COMMON)[0] + HTTP_COMMON + "}\n")
+        ok, output = nginx_t(conf)
+        assert ok, output
