@@ -14,7 +14,7 @@ export PATH := $(TOOLS_BIN):$(PATH):/usr/sbin
 PYTEST_ARGS ?=
 
 ##@ Set-up
-.PHONY: venv tools nginx
+.PHONY: venv tools nginx chromium
 venv: $(VENV)/.installed ## Python virtualenv with the operator and its test/lint tools
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11+ is required: install python3 and re-run"; exit 1; }
@@ -30,6 +30,12 @@ nginx: ## Install Debian's nginx and busybox (nginx checks and serves rendered c
 	@command -v nginx >/dev/null && command -v busybox >/dev/null || { echo "installing nginx-light busybox (apt-get)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light busybox >/dev/null \
 	  || { echo "could not install them: run 'sudo apt-get install nginx-light busybox' and re-run"; exit 1; }; }
+
+chromium: ## Install Debian's chromium (the browser test loads a served SPA headless, over the DevTools protocol)
+	@command -v chromium >/dev/null || { echo "installing chromium (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+	  || { echo "could not install chromium: run 'sudo apt-get install chromium' and re-run"; exit 1; }; }
+	@chromium --version >/dev/null 2>&1 || { echo "chromium is installed but does not run: chromium --version failed"; exit 1; }
 
 ##@ Cluster
 .PHONY: cluster-up cluster-down images
@@ -62,10 +68,10 @@ fmt: venv ## Fix what ruff can fix
 
 ##@ Test
 .PHONY: test test-unit test-integration test-e2e
-test: venv tools nginx lint ## Everything CI runs: lint, unit, integration, e2e on the real node, and the bench harness at N=2
+test: venv tools nginx chromium lint ## Everything CI runs: lint, unit (a real browser too), integration, e2e on the real node, the bench harness at N=2
 	@hack/test.sh $(PY) -m pytest tests bench/test_smoke.py $(PYTEST_ARGS)
 
-test-unit: venv nginx ## Tests that need no cluster
+test-unit: venv nginx chromium ## Tests that need no cluster
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 test-integration: venv tools ## Tests against the local cluster's API and fake nodes (started if needed)

@@ -54,8 +54,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     def resolve_ref(url: str, ref: str, token: str | None) -> str:
         return gitremote.resolve_ref(url, ref, token=token, guard=guard)
 
-    reconciler = Reconciler(cache, kube, resolve_ref, render.Images(config.nginx_image, config.fetcher_image), policy,
-                            quiet_rollout=config.quiet_rollout)
+    images = render.Images(config.nginx_image, config.fetcher_image, config.routes_image)
+    reconciler = Reconciler(cache, kube, resolve_ref, images, policy, quiet_rollout=config.quiet_rollout)
     controller = Controller(reconciler.reconcile, config.workers)
 
     def queue(keys: set[Key]) -> None:

@@ -40,6 +40,7 @@ def test_every_example_renders(path: Path) -> None:
     spec = models.StaticSiteSpec.model_validate(doc["spec"])
     revision = "0" * 40 if spec.content.git else None  # what the controller would resolve
     rendered = render.render(render.Site(doc["metadata"]["name"], "ns", "uid-1", spec, revision))
+    assert rendered.problems == (), "an example's _redirects/_headers lines all apply"
     kinds = by_kind(rendered)
     assert len(kinds["ConfigMap"]) == 1, "one ConfigMap per revision"
     assert len(kinds["Deployment"]) == 1

@@ -43,8 +43,10 @@ PRECEDENCE: tuple[str, ...] = (
     c.REVISION_NOT_FOUND,
     c.AUTHENTICATION_FAILED,
     c.FETCH_FAILED,
+    c.ROUTING_FAILED,
     c.NOT_RESOLVED,
     c.DEADLINE_EXCEEDED,
+    c.ROUTING_FILE_INVALID,  # last: the site serves, without the lines named
 )
 
 

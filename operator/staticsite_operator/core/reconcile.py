@@ -26,7 +26,7 @@ import pydantic
 
 from ..api import conditions as c
 from ..api import models
-from . import domains, drift, events, kinds, problems, render, snapshot, status
+from . import domains, drift, events, hostfiles, kinds, problems, render, snapshot, status
 from . import labels as lbl
 from .events import Changes
 from .policy import Policy
@@ -47,6 +47,7 @@ class _Verified:
     checksum: str
     content_hash: str
     children: dict[tuple[str, str], str]  # (kind, name) -> fingerprint when found in sync
+    problems: tuple[hostfiles.LineProblem, ...]  # lines of _redirects/_headers not honoured
 
 
 class _Taken(Exception):
@@ -66,6 +67,15 @@ class Source:
     revision: str | None     # the git commit to serve (git sources)
     problem: Problem | None
     recheck: float | None
+
+
+SKIPPED = "lines of the content's _redirects/_headers are skipped (file:line: why):"
+
+
+def routing_file_problem(found: tuple[hostfiles.LineProblem, ...]) -> Problem:
+    """Lines of inline content's _redirects/_headers that are not honoured: the site serves
+    without them, and says which."""
+    return Problem(c.ROUTING_FILE_INVALID, f"{SKIPPED} {hostfiles.summary(found)}")
 
 
 def validation_message(exc: pydantic.ValidationError) -> str:
@@ -126,6 +136,7 @@ class Reconciler:
             verified = rendered is not None
             if rendered is None:
                 rendered, render_problem = self._render(site, spec, source.revision, grant.hosts)
+        file_problem = routing_file_problem(rendered.problems) if rendered and rendered.problems else None
         if rendered is not None and not verified:
             sync_problem = self._sync(site, rendered, changes)
             if sync_problem is None:
@@ -139,7 +150,7 @@ class Reconciler:
             content_hash=rendered.content_hash if rendered else None,
             deployment=self.view.child("Deployment", namespace, name, name),
             problem=problems.most_severe([parse_problem, policy_problem, sync_problem, render_problem,
-                                          grant.problem, source.problem, fetch_problem]),
+                                          grant.problem, source.problem, fetch_problem, file_problem]),
             revision=source.revision if rendered else (previous or {}).get("revision"),
             hosts=grant.hosts if rendered else None,
         ), previous)
@@ -186,7 +197,7 @@ class Reconciler:
                 snapshot.fingerprint(live[key]) != print_ for key, print_ in memo.children.items()):
             return None
         return render.Rendered(objects=[], content_hash=memo.content_hash, checksum=memo.checksum,
-                               names=frozenset(memo.children))
+                               problems=memo.problems, names=frozenset(memo.children))
 
     def _verify(self, namespace: str, name: str, inputs: tuple[Any, ...], rendered: render.Rendered) -> None:
         """Remember the wanted children as they are now that they are in sync (after our writes)."""
@@ -196,7 +207,7 @@ class Reconciler:
         with self._lock:
             if wanted == children.keys():
                 self._verified[namespace, name] = _Verified(inputs, rendered.checksum, rendered.content_hash,
-                                                            children)
+                                                            children, rendered.problems)
             else:
                 self._verified.pop((namespace, name), None)
 
@@ -314,6 +325,8 @@ class Reconciler:
         """A pod of the current revision whose init container failed to fetch the content."""
         for failure in self.view.fetch_failures(namespace, name):
             if failure.get("checksum") == checksum:
+                if failure["reason"] == c.ROUTING_FILE_INVALID:  # the pod serves, without these lines
+                    return Problem(c.ROUTING_FILE_INVALID, f"{SKIPPED} {failure['message']}")
                 return Problem(failure["reason"], f"pod {failure['name']}: {failure['message']}; "
                                                   "the previous pods keep serving")
         return None
