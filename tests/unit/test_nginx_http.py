@@ -20,7 +20,7 @@ import pytest
 
 from staticsite_operator.core.nginxconf import render_nginx_conf
 
-from .nginx_harness import Server, _free_port, _stop, _wait_healthy, make_spec, nginx_binary, serve, workdir, write_site
+from .nginx_harness import Server, _free_port, _wait_healthy, make_spec, nginx_binary, serve, stop, workdir, write_site
 
 pytestmark = pytest.mark.nginx
 
@@ -80,7 +80,7 @@ def test_the_buffered_access_log_arrives_within_seconds_and_on_stop() -> None:
             assert server.log().count('"GET /app.css?n=') == 5
             assert server.get("/app.css?n=last").status == 200
         finally:
-            _stop(proc)
+            stop(proc)
         assert '"GET /app.css?n=last HTTP/1.1" 200' in server.log(), "flushed when nginx stops"
 
 

@@ -14,6 +14,7 @@ import concurrent.futures
 import time
 from collections.abc import Callable
 
+from ..core.ports import ApiError
 from ..core.reconcile import Outcome
 from . import metrics
 from .workqueue import WorkQueue
@@ -26,7 +27,8 @@ class Controller:
         self._reconcile = reconcile
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="reconcile")
         self._gauge = metrics.SitesGauge()
-        self.queue: WorkQueue[Key] = WorkQueue(self._run, workers=workers, on_depth=metrics.QUEUE_DEPTH.set)
+        self.queue: WorkQueue[Key] = WorkQueue(self._run, workers=workers, on_depth=metrics.QUEUE_DEPTH.set,
+                                               expected=(ApiError, OSError))
 
     def start(self) -> None:
         self.queue.start()
