@@ -4,11 +4,14 @@ Validators come from mtime and size only, so two replicas whose files share mtim
 the fetch scripts make them) answer a revalidation alike, and `if_modified_since exact`
 never calls a rolled-back file "not modified". The access log is buffered, yet every
 line arrives within about a second and on stop. One connection from a proxy carries
-far more than nginx's default 1000 requests.
+far more than nginx's default 1000 requests. A precompressed file is sent as is, with
+every header a compressed-on-the-fly one gets. The serving settings live in HTTP_COMMON,
+so a shared nginx tier gets them too, and a pod's nginx.conf holds each once.
 """
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import os
 import subprocess
@@ -18,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from staticsite_operator.core.nginxconf import render_nginx_conf
+from staticsite_operator.core.nginxconf import BASELINE_HEADERS, HTTP_COMMON, render_nginx_conf
 
-from .nginx_harness import Server, _free_port, _wait_healthy, make_spec, nginx_binary, serve, stop, workdir, write_site
+from .nginx_harness import (Server, _free_port, _wait_healthy, make_spec, nginx_binary, parse_conf, serve, stop, walk,
+                            workdir, write_site)
 
 pytestmark = pytest.mark.nginx
 
@@ -98,3 +102,58 @@ def test_one_connection_carries_thousands_of_requests() -> None:
             assert conn.sock is not None, "the connection was never closed"
         finally:
             conn.close()
+
+
+CSS = b"body { margin: 0 } " * 40  # over gzip_min_length, so nginx would compress it itself
+
+
+def test_a_precompressed_file_is_sent_as_is_with_every_header() -> None:
+    """gzip_static: app.css.gz is sent for app.css to a client that accepts gzip. It is made
+    different from gzip(app.css) here, so only the file on disk can have produced the body."""
+    with workdir() as tmp:
+        root = replica(tmp, "site", MTIME)
+        (root / "app.css").write_bytes(CSS)
+        precompressed = gzip.compress(CSS + b"/* precompressed */", mtime=0)
+        (root / "app.css.gz").write_bytes(precompressed)
+        with serve(SPEC, root=root) as server:
+            packed = server.get("/app.css", {"Accept-Encoding": "gzip"})
+            plain = server.get("/app.css")
+    assert packed.status == plain.status == 200
+    assert packed.header("Content-Encoding") == "gzip"
+    assert packed.body == precompressed
+    assert plain.header("Content-Encoding") is None
+    assert plain.body == CSS
+    assert packed.header("Content-Type") == plain.header("Content-Type") == "text/css"
+    assert packed.header("Vary") == "Accept-Encoding"
+    for name, value in BASELINE_HEADERS.items():
+        assert packed.header(name) == plain.header(name) == value, name
+    assert packed.header("ETag"), "a precompressed file keeps a validator (its own mtime and size)"
+
+
+SERVING = {
+    "disable_symlinks": ["off"],         # confined at fetch time instead (fetch-common.sh)
+    "open_file_cache": ["max=256", "inactive=60s"],
+    "open_file_cache_valid": ["60s"],
+    "open_file_cache_errors": ["on"],
+    "sendfile": ["on"],
+    "etag": ["on"],
+    "if_modified_since": ["exact"],
+    "keepalive_timeout": ["620s"],
+    "keepalive_requests": ["10000"],
+    "gzip_static": ["on"],
+    "gzip_vary": ["on"],
+}
+
+
+def test_the_serving_settings_are_shared_and_set_once() -> None:
+    """A shared tier includes HTTP_COMMON only: the settings must be there, at http level,
+    and a pod's nginx.conf (which also includes it) must not set them a second time."""
+    common = {d.name: d.words[1:] for d in parse_conf(HTTP_COMMON) if d.block is None}
+    for name, args in SERVING.items():
+        assert common.get(name) == args, name
+    conf = render_nginx_conf(make_spec({"index.html": "x"}), root="/srv/site", listen="8080", tmp_dir="/tmp")
+    found: dict[str, list[list[str]]] = {}
+    for path, d in walk(parse_conf(conf)):
+        if d.name in SERVING:
+            found.setdefault(d.name, []).append(path)
+    assert found == {name: [["http"]] for name in SERVING}
