@@ -23,8 +23,19 @@ import pytest
 
 from staticsite_operator.core.nginxconf import BASELINE_HEADERS, HTTP_COMMON, render_nginx_conf
 
-from .nginx_harness import (Server, _free_port, _wait_healthy, make_spec, nginx_binary, parse_conf, serve, stop, walk,
-                            workdir, write_site)
+from .nginx_harness import (
+    Server,
+    _free_port,
+    _wait_healthy,
+    make_spec,
+    nginx_binary,
+    parse_conf,
+    serve,
+    stop,
+    walk,
+    workdir,
+    write_site,
+)
 
 pytestmark = pytest.mark.nginx
 
