@@ -41,11 +41,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from ..api import models, rules
-from .routes import Compiled, Namer, decoded_text, host_path_regex, interpolate, request_regex, uri_regex
+from . import routeindex
+from .routes import Compiled, Namer, decoded_text, exact_path, host_path_regex, interpolate, request_regex, uri_regex
 from .templating import ENV, nginx_str
 
 HEALTHZ = "/healthz"
@@ -110,6 +111,8 @@ class Route:
     status: int
     target: str           # a complete nginx string: Location, rewrite target or error page
     uri_match: str = ""   # rewrite: regex on "$k" = "<n>:$uri", with the decoded captures
+    exact: str | None = None  # the one raw path it matches, if literal (routeindex.py)
+    path_match: str | None = None  # `match` without query conditions
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,17 @@ def _redirects(ctx: _Context) -> list[Route]:
         else:  # 404, 410: the page `to` names, with that status (no placeholders: models)
             page = decoded_text(to.split("?", 1)[0].split("#", 1)[0])
             out.append(Route(str(n), origin, matched.regex, now, "error", rule.status, nginx_str(page)))
+        # For routeindex: the literal path, and the match without query conditions (a
+        # throwaway namer: its capture names are never written).
+        out[-1] = replace(out[-1], exact=None if rule.query else exact_path(pattern, ctx.semantics),
+                          path_match=request_regex(pattern, ctx.semantics, {}, Namer("x")).regex if rule.query
+                          else None)
     return out
+
+
+def _route_index(routes: list[Route], semantics: rules.Semantics) -> routeindex.Index:
+    return routeindex.split([routeindex.Candidate(r.n, r.exact, r.path_match or r.match)
+                             for r in routes], semantics)
 
 
 def _location(to: str, captures: dict[str, str], semantics: rules.Semantics, *, passthrough: bool) -> str:
@@ -350,6 +363,7 @@ def _context(spec: models.StaticSiteSpec, host: HostRules | None, prefix: str) -
         "semantics": ctx.semantics,
         "healthz": HEALTHZ,
         "routes": routes,
+        "route_index": _route_index(routes, ctx.semantics),
         "rules_now": [r for r in routes if r.now],
         "rules_fallback": [r for r in routes if not r.now],
         "needs_k": any(r.action == "rewrite" for r in routes),

@@ -136,6 +136,15 @@ def request_regex(pattern: rules.Pattern, semantics: rules.Semantics, query: dic
     return Compiled(regex, captures)
 
 
+def exact_path(pattern: rules.Pattern, semantics: rules.Semantics) -> str | None:
+    """The raw path a rule without placeholders matches (with Netlify, also with one more
+    trailing slash), as request_regex spells it; None when it has placeholders or a splat."""
+    parts, _ = _netlify_end(pattern.path) if semantics == "netlify" else (pattern.path, "")
+    if len(parts) == 1 and isinstance(parts[0], Text):
+        return parts[0].text
+    return None
+
+
 def uri_regex(pattern: rules.Pattern, semantics: rules.Semantics, namer: Namer | None = None, *,
               named: bool = True) -> Compiled:
     """A rule's path as a regex on the decoded $uri, anchored at both ends; without
