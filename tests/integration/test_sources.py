@@ -74,7 +74,8 @@ def test_moving_branch_rolls_out_and_an_old_sha_rolls_back(cluster: Cluster, nam
         assert env["GIT_SHA"] == first
         assert env["GIT_URL"] == repo.url
         nginx_cm = sites.config_of(cluster, namespace, "docs")
-        assert nginx_cm is not None and set(nginx_cm["data"]) == {"site.json", "fetch-git.sh", "fetch-common.sh"}, "no inline content"
+        assert nginx_cm is not None, "no ConfigMap"
+        assert set(nginx_cm["data"]) == {"site.json", "fetch-git.sh", "fetch-common.sh"}, "no inline content"
         # The pod renders nginx.conf (siteconf.py) from site.json and the fetched files.
         assert json.loads(nginx_cm["data"]["site.json"])["root"] == "/srv/site/public"
 
