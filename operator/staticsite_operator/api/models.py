@@ -471,14 +471,15 @@ class Nginx(_Model):
                               description="An unprivileged nginx image that listens on 8080. "
                                           "Default: the platform's default image.")
     # Measured with `make bench-serve` (bench/README.md, "Serving"; nginx 1.22, 2 workers).
-    # Memory, master and workers together (PSS): 3-4.5 MiB for typical sites, 11.7 MiB with
-    # 1000 redirects, 14.2 MiB with the most routing a spec can hold (1000 redirects, 100
-    # header rules of 32 headers); 1000 open connections add under 2 MiB per worker. The
-    # request covers every spec; the limit is 4x that, and leaves the rest to the page
-    # cache of the files served (reclaimed before nginx would be killed). CPU: about 9
-    # millicores at 100 requests/s for a typical site, 38 with 1000 redirects or on-the-fly
-    # gzip of large files: the request is a site at about 100 requests/s, and no CPU limit
-    # (it would throttle bursts).
+    # Memory, master and workers together (PSS) at 100 requests/s: 3.3-5.5 MiB for typical
+    # sites, 11.0 MiB with 1000 redirects; 14.2 MiB with the most routing a spec could hold
+    # (1000 redirects, 100 header rules of 32 headers; measured before _redirects files,
+    # whose rules count against the same ConfigMap size); 1000 open connections add under
+    # 2 MiB per worker. The request covers every spec; the limit is 4x that, and leaves the
+    # rest to the page cache of the files served (reclaimed before nginx would be killed).
+    # CPU at 100 requests/s: 9-11 millicores for every site shape measured, 1000 redirects
+    # included, 26 with on-the-fly gzip of large files: the request is a site at about
+    # 100 requests/s, and no CPU limit (it would throttle bursts).
     resources: Resources = Field(default_factory=lambda: Resources(
         requests={"cpu": "10m", "memory": "16Mi"}, limits={"memory": "64Mi"}))
 
