@@ -46,7 +46,7 @@ class Cluster:
         except _NotFound:
             return None
 
-    def list(self, namespace: str, selector: str = "") -> list[dict[str, Any]]:
+    def sites(self, namespace: str, selector: str = "") -> list[dict[str, Any]]:
         query = [("labelSelector", selector)] if selector else []
         found = self._call("GET", _site_path(namespace, None), query=query, what="list StaticSites")
         return list(found.get("items") or [])

@@ -86,7 +86,7 @@ def _pack(folder: Path, routing: models.Routing, *, limit: bool = True) -> pack.
 
 def _site_name(args: argparse.Namespace) -> str:
     if args.name:
-        name = args.name
+        name = str(args.name)
     elif args.dir:
         folder = Path(args.dir).resolve()
         name = site.default_name(folder.parent.name if folder.name in GENERIC_FOLDERS else folder.name)
@@ -184,7 +184,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     conn, namespace = _connect(args)
     if args.name is None:
-        rows = [site.row(o) for o in conn.list(namespace)]
+        rows = [site.row(o) for o in conn.sites(namespace)]
         if not rows:
             _err(f"no StaticSites in namespace {namespace}")
             return 0
@@ -211,7 +211,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def cmd_previews(args: argparse.Namespace) -> int:
     conn, namespace = _connect(args)
-    for obj in conn.list(namespace, f"{site.PREVIEW_OF}={args.name}"):
+    for obj in conn.sites(namespace, f"{site.PREVIEW_OF}={args.name}"):
         labels = obj["metadata"].get("labels") or {}
         print(f"{obj['metadata']['name']}  branch={labels.get(site.BRANCH, '?')}  "
               f"{(obj.get('status') or {}).get('url') or '-'}")
