@@ -21,6 +21,7 @@ import pydantic
 import yaml
 
 from ..api import models
+from ..core import hostfiles
 from . import cluster as kube
 from . import netlify, pack, preview, site
 from .cluster import CliError
@@ -76,6 +77,8 @@ def _pack(folder: Path, routing: models.Routing, *, limit: bool = True) -> pack.
         packed = pack.pack(folder, routing, limit=limit)
     except pack.PackError as exc:
         raise CliError(str(exc)) from None
+    for problem in hostfiles.parse_site(packed.host_files(), routing.semantics).problems:
+        _err(f"warning: {problem} (this line will be skipped; the others apply)")
     skipped = f", left out {len(packed.skipped)} hidden path(s): {', '.join(packed.skipped[:5])}" \
         if packed.skipped else ""
     _err(f"packed {len(packed.files)} files, {packed.size:,} of {models.MAX_CONTENT_BYTES:,} bytes{skipped}")

@@ -71,9 +71,7 @@ def serve(packed: Packed, routing: models.Routing, host: str, port: int, *, chec
     try:
         tmp.chmod(0o755)
         write_site(packed, tmp / "site")
-        conf, problems = render(packed, routing, tmp / "site", f"{host}:{port}", tmp)
-        for problem in problems:
-            print(f"warning: {problem} (skipped, as the operator skips it)", file=sys.stderr)
+        conf, _ = render(packed, routing, tmp / "site", f"{host}:{port}", tmp)  # main reports the problems
         conf_path = tmp / "nginx.conf"
         conf_path.write_text(conf)
         check(conf_path)
