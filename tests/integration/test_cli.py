@@ -116,3 +116,17 @@ def test_what_stops_a_deploy_before_anything_is_written(cluster: Cluster, namesp
 
     out = run(cluster, "deploy", str(small), "--name", "web", "-n", f"{namespace}-missing")
     assert out.returncode == 1 and f"kubectl create namespace {namespace}-missing" in out.stderr, out.stderr
+
+
+def test_a_cluster_without_the_crd_is_told_how_to_install_it(
+        cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The real API server's answer for a resource type it does not serve (the CRD stays
+    # installed for the other tests: the CLI asks for a group nobody registered).
+    from staticsite_operator.cli import cluster as kube
+    from staticsite_operator.cli import site
+
+    monkeypatch.setattr(kube.models, "GROUP", "not-installed.staticsite.dev")
+    conn = kube.connect(cluster.kubeconfig)
+    obj = site.manifest("web", "default", {"inline": {"files": [{"path": "index.html", "content": "x"}]}})
+    with pytest.raises(kube.CliError, match=r"StaticSite CRD .* is not installed in the cluster at https://127\.0\.0\.1"):
+        conn.apply(obj)
