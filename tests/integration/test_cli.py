@@ -130,3 +130,16 @@ def test_a_cluster_without_the_crd_is_told_how_to_install_it(
     obj = site.manifest("web", "default", {"inline": {"files": [{"path": "index.html", "content": "x"}]}})
     with pytest.raises(kube.CliError, match=r"StaticSite CRD .* is not installed in the cluster at https://127\.0\.0\.1"):
         conn.apply(obj)
+
+
+def test_a_degraded_site_fails_the_deploy_with_its_reason(cluster: Cluster, namespace: str) -> None:
+    # An archive on a host the platform's policy refuses: the operator says SourceNotAllowed.
+    url = "https://archive.example.invalid/site.tar.gz"
+    with sites.running_operator(namespace, policy={"sources.hosts": "git.example.com"}):
+        out = run(cluster, "deploy", "--name", "art", "-n", namespace, "--archive-url", url, "--sha256", "a" * 64,
+                  "--timeout", "60")
+    assert out.returncode == 1, out.stderr
+    assert "error: StaticSite art is Degraded: SourceNotAllowed:" in out.stderr
+    assert "staticsite status art" in out.stderr
+    obj = sites.get(cluster, namespace, "staticsite", "art") or {}
+    assert obj["spec"]["content"] == {"archive": {"url": url, "sha256": "a" * 64}}
