@@ -45,6 +45,13 @@ def test_pack_keeps_well_known_and_leaves_out_hidden_files_and_node_modules(tmp_
     assert sorted(packed.skipped) == [".DS_Store", ".git/", "assets/.cache/", "node_modules/"]
 
 
+def test_pack_reports_progress_on_large_folders(tmp_path: Path) -> None:
+    folder = build(tmp_path, {f"p/{i}.html": "x" for i in range(pack.PROGRESS_EVERY * 2 + 1)})
+    seen: list[tuple[int, int]] = []
+    pack.pack(folder, progress=lambda n, size: seen.append((n, size)))
+    assert seen == [(pack.PROGRESS_EVERY, pack.PROGRESS_EVERY), (2 * pack.PROGRESS_EVERY, 2 * pack.PROGRESS_EVERY)]
+
+
 def test_pack_stores_text_as_text_and_binary_as_base64(tmp_path: Path) -> None:
     png = b"\x89PNG\r\n\x1a\n\x00\x00"
     folder = build(tmp_path, {"index.html": "héllo", "logo.png": png, "nul.txt": "a\x00b"})

@@ -74,7 +74,8 @@ def _errors(exc: pydantic.ValidationError) -> str:
 def _pack(folder: Path, routing: models.Routing, *, limit: bool = True) -> pack.Packed:
     _err(f"packing {folder} ...")
     try:
-        packed = pack.pack(folder, routing, limit=limit)
+        packed = pack.pack(folder, routing, limit=limit,
+                           progress=lambda n, size: _err(f"  {n} files, {size:,} bytes read ..."))
     except pack.PackError as exc:
         raise CliError(str(exc)) from None
     for problem in hostfiles.parse_site(packed.host_files(), routing.semantics).problems:

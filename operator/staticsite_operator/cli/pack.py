@@ -20,7 +20,7 @@ import hashlib
 import io
 import os
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from ..core.render import config_key
 SKIPPED_NAMES = frozenset({"node_modules", "__MACOSX"})
 KEPT_HIDDEN = frozenset({".well-known"})
 MAX_FILES = 5000  # models.InlineContent.files max_length
+PROGRESS_EVERY = 500
 
 
 class PackError(Exception):
@@ -136,21 +137,27 @@ def too_large(folder: Path, size: int, files: tuple[models.File, ...]) -> str:
             f"or from git (spec.content.git: docs/api.md).")
 
 
-def pack(folder: Path, routing: models.Routing | None = None, *, limit: bool = True) -> Packed:
+def pack(folder: Path, routing: models.Routing | None = None, *, limit: bool = True,
+         progress: Callable[[int, int], None] | None = None) -> Packed:
     """The folder as inline content; PackError when it cannot be one (the message says why
-    and what to do)."""
+    and what to do). `progress(files, bytes)` is told every PROGRESS_EVERY files."""
     if not folder.is_dir():
         raise PackError(f"{folder}: not a directory: give the folder your site generator builds (dist, public, build)")
     routing = routing or models.Routing()
     files: list[models.File] = []
     skipped: list[str] = []
+    read = 0
     for rel, path in walk(folder):
         if path is None:
             skipped.append(rel)
             continue
         if rel == models.HEALTH_PATH:
             raise PackError(f"{rel}: the path /{models.HEALTH_PATH} is the health probe's; rename the file")
-        files.append(to_file(rel, _read(folder, rel, path)))
+        data = _read(folder, rel, path)
+        files.append(to_file(rel, data))
+        read += len(data)
+        if progress is not None and len(files) % PROGRESS_EVERY == 0:
+            progress(len(files), read)
         if limit and len(files) > MAX_FILES:
             raise PackError(f"{folder} holds more than {MAX_FILES} files, the most inline content can hold: "
                             "serve it from an archive (staticsite pack) or git")
