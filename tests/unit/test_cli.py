@@ -322,3 +322,9 @@ def test_preview_check_reports_a_skipped_line(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "_redirects:1: Role= conditions need Netlify Identity" in proc.stderr
     assert "nginx -t: the configuration for 2 files is valid" in proc.stderr
+
+
+def test_names_from_the_command_line_stay_in_their_path_segment() -> None:
+    assert cluster._site_path("ns", "../../api/v1/secrets") == \
+        "/apis/staticsite.dev/v1alpha1/namespaces/ns/staticsites/..%2F..%2Fapi%2Fv1%2Fsecrets"
+    assert cluster._site_path("a/b", None).startswith("/apis/staticsite.dev/v1alpha1/namespaces/a%2Fb/")

@@ -10,6 +10,7 @@ import json
 import os
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import kubernetes
 import urllib3
@@ -61,7 +62,7 @@ class Cluster:
     def events(self, namespace: str, name: str) -> list[dict[str, Any]]:
         """Events about the StaticSite, oldest first."""
         selector = f"involvedObject.kind={models.KIND},involvedObject.name={name}"
-        found = self._call("GET", f"/api/v1/namespaces/{namespace}/events",
+        found = self._call("GET", f"/api/v1/namespaces/{quote(namespace, safe='')}/events",
                            query=[("fieldSelector", selector)], what="list Events")
         items = list(found.get("items") or [])
         return sorted(items, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
@@ -97,8 +98,9 @@ class _NotFound(CliError):
 
 
 def _site_path(namespace: str, name: str | None) -> str:
-    base = f"/apis/{models.GROUP}/{models.VERSION}/namespaces/{namespace}/{models.PLURAL}"
-    return base if name is None else f"{base}/{name}"
+    # Names from the command line are path segments, never more (a '/' or '..' stays in its segment).
+    base = f"/apis/{models.GROUP}/{models.VERSION}/namespaces/{quote(namespace, safe='')}/{models.PLURAL}"
+    return base if name is None else f"{base}/{quote(name, safe='')}"
 
 
 def _api_error(code: int, data: bytes, what: str, cluster: Cluster) -> CliError:
