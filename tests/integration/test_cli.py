@@ -76,11 +76,13 @@ def test_kubectl_plugin_deploys_a_branch_preview_and_deletes_it(
     dist = folder(tmp_path / "blog" / "public", {"index.html": "<h1>preview</h1>"})
     with sites.running_operator(namespace):
         out = run(cluster, "deploy", str(dist), "--branch", "feature/New_Login", "-n", namespace,
-                  "--timeout", "90", kubectl=True)
+                  "--domain", "blog.example.com", "--timeout", "90", kubectl=True)
         assert out.returncode == 0, out.stderr
-        # The name comes from the folder above `public`; the preview's from the branch.
+        # The name comes from the folder above `public`; the preview's name and host from the branch.
         assert "site name: blog" in out.stderr
-        assert out.stdout.strip() == f"http://blog-feature-new-login.{namespace}.svc"
+        assert out.stdout.strip() == "http://feature-new-login.blog.example.com"
+        obj = sites.get(cluster, namespace, "staticsite", "blog-feature-new-login") or {}
+        assert obj["spec"]["domains"] == ["feature-new-login.blog.example.com"]
         listed = run(cluster, "previews", "blog", "-n", namespace, kubectl=True)
         assert listed.stdout.split()[:2] == ["blog-feature-new-login", "branch=feature-new-login"]
         deleted = run(cluster, "delete", "blog", "--branch", "feature/New_Login", "-n", namespace)

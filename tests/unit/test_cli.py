@@ -191,6 +191,8 @@ def test_preview_names_fit_a_dns_label_and_differ_per_branch() -> None:
     long_a = site.preview_name("blog", "feature/" + "x" * 80)
     long_b = site.preview_name("blog", "feature/" + "x" * 81)
     assert len(long_a) <= 63 and long_a != long_b and site.check_name(long_a) == long_a
+    assert site.preview_domain("blog.example.com", "feature/Login") == "feature-login.blog.example.com"
+    assert len(site.preview_domain("example.com", "x" * 100).split(".")[0]) <= 63
     assert site.default_name("My Site 2") == "my-site-2" and site.default_name("2024") == "site-2024"
 
 

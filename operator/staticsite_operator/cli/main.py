@@ -111,7 +111,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     if args.branch:
         labels = {site.PREVIEW_OF: name, site.BRANCH: site.slug(args.branch) or "preview"}
         name = site.preview_name(name, args.branch)
-        _err(f"branch preview: site {name}")
+        args.domain = [site.preview_domain(d, args.branch) for d in args.domain or []]
+        _err(f"branch preview: site {name}" + (f", on {', '.join(args.domain)}" if args.domain else ""))
     if args.archive_url:
         if args.dir or not args.sha256:
             raise CliError("--archive-url takes no folder, and needs --sha256 (staticsite pack prints it)")
@@ -261,7 +262,8 @@ def parser(prog: str = "staticsite") -> argparse.ArgumentParser:
     p.add_argument("dir", nargs="?", help="the folder to serve (dist, public, build ...)")
     p.add_argument("--name", help="site name (default: from the folder)")
     p.add_argument("--domain", action="append", help="a host to serve it on (repeatable)")
-    p.add_argument("--branch", help="deploy a preview of the site for this branch: SITE-BRANCH")
+    p.add_argument("--branch", help="deploy a preview of the site for this branch: site SITE-BRANCH, "
+                                          "on BRANCH.DOMAIN for each --domain")
     p.add_argument("--archive-url", help="serve a .tar.gz at this URL instead of a folder (see pack)")
     p.add_argument("--sha256", help="the archive's SHA-256")
     p.add_argument("--timeout", type=float, default=300, help="seconds to wait for Ready (default 300)")

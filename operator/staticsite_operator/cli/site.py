@@ -43,6 +43,15 @@ def preview_name(site: str, branch: str) -> str:
     return name
 
 
+def preview_domain(domain: str, branch: str) -> str:
+    """The host of a branch preview: BRANCH.DOMAIN, as Cloudflare Pages' branch aliases
+    (feature/login on blog.example.com -> feature-login.blog.example.com)."""
+    label = slug(branch) or "preview"
+    if len(label) > MAX_NAME:
+        label = label[: MAX_NAME - 9].rstrip("-") + "-" + hashlib.sha256(branch.encode()).hexdigest()[:8]
+    return f"{label}.{domain.removeprefix('*.')}"
+
+
 def default_name(folder_name: str) -> str:
     """A site name from a folder's name (my-blog/public -> the caller passes my-blog)."""
     name = slug(folder_name)
