@@ -109,6 +109,14 @@ def test_pack_archive_is_reproducible_and_holds_the_packed_files(tmp_path: Path)
         assert sorted(tar.getnames()) == ["a/b.css", "index.html"]
 
 
+def test_a_not_found_page_missing_from_the_folder_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    build(tmp_path / "dist", {"index.html": "hi"})
+    (tmp_path / "routing.yaml").write_text("routing:\n  notFoundPage: /404.html\n")
+    args = ["preview", str(tmp_path / "dist"), "--check", "--routing", str(tmp_path / "routing.yaml")]
+    assert main.main(args) == 1
+    assert "routing.notFoundPage: '404.html' is not a file in content.inline" in capsys.readouterr().err
+
+
 # --- import-netlify ---------------------------------------------------------------------
 
 NETLIFY_TOML = '''

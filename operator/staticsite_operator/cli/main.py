@@ -78,6 +78,8 @@ def _pack(folder: Path, routing: models.Routing, *, limit: bool = True) -> pack.
                            progress=lambda n, size: _err(f"  {n} files, {size:,} bytes read ..."))
     except pack.PackError as exc:
         raise CliError(str(exc)) from None
+    except pydantic.ValidationError as exc:  # the files and the routing together (notFoundPage)
+        raise CliError(f"the site is not valid:\n{_errors(exc)}") from None
     for problem in hostfiles.parse_site(packed.host_files(), routing.semantics).problems:
         _err(f"warning: {problem} (this line will be skipped; the others apply)")
     skipped = f", left out {len(packed.skipped)} hidden path(s): {', '.join(packed.skipped[:5])}" \
@@ -314,6 +316,9 @@ def main(argv: list[str] | None = None, prog: str = "staticsite") -> int:
         result: int = args.func(args)
     except CliError as exc:
         _err(f"error: {exc}")
+        return 1
+    except OSError as exc:  # a file not readable or writable: its name and why
+        _err(f"error: {exc.filename or ''}: {exc.strerror or exc}".replace("error: : ", "error: "))
         return 1
     except KeyboardInterrupt:
         _err("interrupted")
