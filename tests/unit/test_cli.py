@@ -338,3 +338,9 @@ def test_names_from_the_command_line_stay_in_their_path_segment() -> None:
     assert cluster._site_path("ns", "../../api/v1/secrets") == \
         "/apis/staticsite.dev/v1alpha1/namespaces/ns/staticsites/..%2F..%2Fapi%2Fv1%2Fsecrets"
     assert cluster._site_path("a/b", None).startswith("/apis/staticsite.dev/v1alpha1/namespaces/a%2Fb/")
+
+
+def test_pack_to_an_unwritable_place_names_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    build(tmp_path / "dist", {"index.html": "hi"})
+    assert main.main(["pack", str(tmp_path / "dist"), "-o", str(tmp_path / "no" / "site.tgz")]) == 1
+    assert f"error: {tmp_path / 'no' / 'site.tgz'}: No such file or directory" in capsys.readouterr().err
