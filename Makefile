@@ -44,7 +44,8 @@ cluster-down: ## Stop and delete the local cluster
 .PHONY: dev crd lint fmt run
 crd: venv ## Regenerate crds/ and the chart's copy from models.py
 	cd operator && ../$(PY) -m staticsite_operator.api.crd > ../crds/staticsite.dev_staticsites.yaml
-	cp crds/staticsite.dev_staticsites.yaml charts/staticsite-operator/crds/ 2>/dev/null || true
+	cd operator && ../$(PY) -m staticsite_operator.api.crd pool > ../crds/staticsite.dev_staticsitepools.yaml
+	cp crds/staticsite.dev_staticsites.yaml crds/staticsite.dev_staticsitepools.yaml charts/staticsite-operator/crds/ 2>/dev/null || true
 
 dev: venv cluster-up ## Cluster + CRD + example sites, then run the operator here (Ctrl-C to stop)
 	KUBECONFIG=$(KUBECONFIG_PATH) kubectl apply --server-side -f crds/
