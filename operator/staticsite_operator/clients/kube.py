@@ -108,6 +108,17 @@ class Kube:
                 return None
             raise
 
+    def served(self, kind: kinds.Kind) -> bool:
+        """Whether the API server serves `kind` (API discovery, open to every authenticated user)."""
+        base = f"/apis/{kind.group}/{kind.version}" if kind.group else f"/api/{kind.version}"
+        try:
+            found = self._call("GET", base) or {}
+        except ApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return any(r.get("name") == kind.plural for r in found.get("resources") or [])
+
     def apply(self, obj: dict[str, Any], *, if_absent: bool = False) -> dict[str, Any]:
         """Server-side apply `obj` as our field manager, taking over conflicting fields.
 
@@ -143,6 +154,13 @@ class Kube:
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         self.writes.add("patch-status", models.KIND)
         result = self._call("PATCH", kinds.STATICSITE.path(namespace, name) + "/status",
+                            body={"status": status}, content_type="application/merge-patch+json")
+        assert result is not None
+        return result
+
+    def patch_pool_status(self, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        self.writes.add("patch-status", kinds.STATICSITEPOOL.kind)
+        result = self._call("PATCH", kinds.STATICSITEPOOL.path(None, name) + "/status",
                             body={"status": status}, content_type="application/merge-patch+json")
         assert result is not None
         return result

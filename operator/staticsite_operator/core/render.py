@@ -60,6 +60,9 @@ class Site:
     revision: str | None = None  # the commit a git source is pinned to (resolved by the controller)
     images: Images = Images()
     hosts: tuple[str, ...] | None = None  # the domains the site may serve (core.domains); None: all of them
+    # Where the HTTPRoute sends traffic: None for the site's own Service; a shared site's
+    # pool Service otherwise (core.pool.route_backend).
+    backend: dict[str, Any] | None = None
 
     @property
     def served_hosts(self) -> tuple[str, ...]:
@@ -211,6 +214,9 @@ def render(site: Site) -> Rendered:
         "resources": _resources(spec),
         "site_root": SITE_ROOT,
         "hosts": list(site.served_hosts),
+        "parent_refs": [ref.model_dump(mode="json", by_alias=True, exclude_none=True)
+                        for ref in (spec.gateway.parent_refs if spec.gateway else [])],
+        "route_backend": site.backend or {"name": Names.of(site.name, checksum).service, "port": 80},
     }
     objects = [yaml.load(ENV.get_template(f"{child.template}.yaml.j2").render(context), Loader=_YAML_LOADER)  # noqa: S506
                for child in kinds.CHILDREN if child.wanted(spec, site.served_hosts)]
