@@ -13,7 +13,7 @@ import datetime
 import json
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import kubernetes
@@ -99,6 +99,32 @@ class Kube:
             raise ApiError(resp.status, detail.get("reason", resp.reason or ""),
                            detail.get("message", (data or b"").decode(errors="replace")[:500]))
         return json.loads(data) if data else None
+
+    def get_json(self, path: str, query: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+        """A GET of any path (a list, say), as JSON."""
+        return self._call("GET", path, query=query) or {}
+
+    def watch(self, path: str, query: list[tuple[str, str]], timeout: int) -> Iterator[dict[str, Any]]:
+        """The events of a watch (`?watch=1` added), as they arrive, until the server ends it."""
+        _, url, headers, _, _ = self.api.param_serialize(
+            "GET", path, query_params=[*query, ("watch", "1"), ("timeoutSeconds", str(timeout))],
+            header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+        try:
+            resp = self.api.call_api("GET", url, header_params=headers, _request_timeout=(10, timeout + 30))
+        except ApiException as exc:
+            raise ApiError(exc.status or 0, exc.reason or "ConnectionError", str(exc)) from None
+        if resp.status != 200:
+            raise ApiError(resp.status, resp.reason or "", (resp.read() or b"").decode(errors="replace")[:500])
+        try:
+            buffer = b""
+            for chunk in resp.response.stream(65536):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+        finally:
+            resp.response.release_conn()
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:

@@ -1,0 +1,74 @@
+"""nginx as the agent's child: test a configuration, start, reload, and learn what it runs."""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from ..core.poolconf import STATUS_PATH
+
+log = logging.getLogger(__name__)
+
+
+class Nginx:
+    def __init__(self, binary: str, main: Path, status_port: int) -> None:
+        self.binary = binary
+        self.main = main
+        self.status_port = status_port
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def test(self, conf: Path) -> tuple[bool, str]:
+        """`nginx -t` of a configuration: (passed, its output)."""
+        proc = subprocess.run([self.binary, "-t", "-q", "-e", "stderr", "-c", str(conf)],
+                              check=False, capture_output=True, text=True, timeout=120)
+        return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([self.binary, "-e", "stderr", "-c", str(self.main)],
+                                     stdin=subprocess.DEVNULL)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def reload(self) -> None:
+        """A graceful reload: new workers take the new configuration, old ones finish their requests."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGHUP)
+
+    def generation(self) -> int | None:
+        """The configuration generation the running workers serve (None: not answering)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.status_port, timeout=2)
+        try:
+            conn.request("GET", STATUS_PATH)
+            resp = conn.getresponse()
+            body = resp.read()
+            return int(body) if resp.status == 200 else None
+        except (OSError, ValueError, http.client.HTTPException):
+            return None
+        finally:
+            conn.close()
+
+    def wait_for(self, generation: int, timeout: float = 30) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                return False
+            if self.generation() == generation:
+                return True
+            time.sleep(0.01)
+        return False
+
+    def stop(self) -> None:
+        """SIGQUIT: finish the requests in flight, then exit."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGQUIT)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
