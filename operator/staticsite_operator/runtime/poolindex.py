@@ -82,12 +82,11 @@ class PoolIndex:
             if before[1] is not None:
                 self._by_site.get(before[1], set()).discard(key)
                 affected.add(before[1])
-            affected |= self._report(before[0], key[2], None)
-        if body is None:
-            return affected
-        meta = body.get("metadata") or {}
+        meta = (body or {}).get("metadata") or {}
         pool = str((meta.get("labels") or {}).get(pl.POOL_KEY) or "")
-        if not pool:
+        if before is not None and before[0] != pool:
+            affected |= self._report(before[0], key[2], None)  # gone, or moved to another pool
+        if body is None or not pool:
             return affected
         site_of = str((meta.get("annotations") or {}).get(pl.SITE_ANNOTATION) or "")
         site_ns, _, site_name = site_of.partition("/")
