@@ -13,6 +13,8 @@ from ..core.poolconf import STATUS_PATH
 
 log = logging.getLogger(__name__)
 
+SETTLE = 0.4
+
 
 class Nginx:
     def __init__(self, binary: str, main: Path, status_port: int) -> None:
@@ -53,12 +55,17 @@ class Nginx:
             conn.close()
 
     def wait_for(self, generation: int, timeout: float = 30) -> bool:
+        """Until nginx serves `generation` only. New workers answer first; the master tells
+        the old ones to stop accepting about 100 ms after starting the new ones (its
+        "allow new processes to start" pause), so `SETTLE` seconds more pass before this
+        pod says it serves the new revisions."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive():
                 return False
             if self.generation() == generation:
-                return True
+                time.sleep(SETTLE)
+                return self.alive()
             time.sleep(0.01)
         return False
 

@@ -102,6 +102,8 @@ class Syncer:
             return False
         accepted = {s: e for s, e in self.live.items() if s not in removed and s not in changed}
         accepted |= {s: e for s, e in changed.items() if s not in self.rejected}
+        # A refused revision leaves the site on its last good one (its block was kept in n).
+        accepted |= {s: self.live[s] for s in changed if s in self.rejected and s in self.live}
         self._activate(n, accepted)
         metrics.RELOAD_SECONDS.observe(time.monotonic() - started)
         log.info("generation %d: %d sites, %d changed, %d removed, %d rejected, in %.2fs", n, len(self.live),

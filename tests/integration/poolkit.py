@@ -1,0 +1,147 @@
+"""Fixtures and helpers for the shared tier's tests against the real API server: the
+StaticSitePool and Gateway API CRDs, and pool agents run as local processes (as the
+nginx tests run nginx), each with its own data directory and loopback ports."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from staticsite_operator.api import models
+from staticsite_operator.core import pool as pl
+from tests.conftest import ROOT, Cluster, wait_for
+from tests.unit.nginx_harness import _free_port, nginx_binary, workdir
+
+POOL_CRD = ROOT / "crds" / "staticsite.dev_staticsitepools.yaml"
+
+
+@pytest.fixture(scope="session")
+def pool_crd(cluster: Cluster) -> None:
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(POOL_CRD))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/staticsitepools.staticsite.dev", "--timeout=60s")
+
+
+@pytest.fixture(scope="session")
+def gateway_api(cluster: Cluster) -> None:
+    """The Gateway API's standard CRDs, pinned in hack/versions.env (hack/gateway-api.sh)."""
+    result = subprocess.run([str(ROOT / "hack" / "gateway-api.sh"), "apply"], env=cluster.env(), text=True,
+                            capture_output=True, timeout=600, check=False)
+    if result.returncode != 0:
+        pytest.fail(f"hack/gateway-api.sh apply failed: {result.stderr}")
+
+
+def pool_object(name: str, namespace: str, tenants: list[str], **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "staticsite.dev/v1alpha1", "kind": "StaticSitePool", "metadata": {"name": name},
+            "spec": {"namespace": namespace, "replicas": 1, "namespaces": tenants, **spec}}
+
+
+@dataclass
+class Agent:
+    port: int
+    status_port: int
+    data: Path
+    proc: subprocess.Popen[bytes]
+    log: Path
+    pool: str
+    namespace: str
+    pod: str
+
+    def get(self, host: str, path: str = "/") -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            conn.request("GET", path, headers={"Host": host})
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    def generation(self) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", self.status_port, timeout=5)
+        try:
+            conn.request("GET", "/generation")
+            return int(conn.getresponse().read())
+        finally:
+            conn.close()
+
+    def report(self, cluster: Cluster) -> dict[str, dict[str, str]]:
+        res = cluster.kubectl("-n", self.namespace, "get", "configmap", pl.report_name(self.pool, self.pod),
+                              "-o", "json", check=False)
+        if res.returncode != 0:
+            return {}
+        return {k: json.loads(v) for k, v in (json.loads(res.stdout).get("data") or {}).items()}
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextmanager
+def run_agent(cluster: Cluster, pool: str, namespace: str, pod: str = "agent-0",
+              debounce: float = 0.2) -> Iterator[Agent]:
+    """`python -m staticsite_operator.agent` with its nginx, on 127.0.0.1."""
+    nginx = nginx_binary()
+    with workdir() as tmp:
+        port, status_port = _free_port(), _free_port()
+        log = tmp / "agent.log"
+        env = {**cluster.env(), "STATICSITE_POOL": pool, "STATICSITE_POOL_NAMESPACE": namespace,
+               "STATICSITE_POD_NAME": pod, "STATICSITE_POOL_DATA_DIR": str(tmp / "data"),
+               "STATICSITE_POOL_LISTEN": f"127.0.0.1:{port}", "STATICSITE_POOL_STATUS_PORT": str(status_port),
+               "STATICSITE_POOL_METRICS_PORT": "0", "STATICSITE_NGINX": nginx,
+               "STATICSITE_POOL_DEBOUNCE_SECONDS": str(debounce)}
+        with log.open("ab") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "staticsite_operator.agent"], env=env, stdout=out,
+                                    stderr=out, stdin=subprocess.DEVNULL)
+        agent = Agent(port, status_port, tmp / "data", proc, log, pool, namespace, pod)
+        try:
+            yield agent
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def entry(pool_obj: dict[str, Any], namespace: str, name: str, files: dict[str, str],
+          hosts: tuple[str, ...], **spec: Any) -> dict[str, Any]:
+    """The entry the operator would write for a shared site (core.pool.render_entry)."""
+    parsed = models.StaticSiteSpec.model_validate({
+        "content": {"inline": {"files": [{"path": p, "content": c} for p, c in files.items()]}},
+        "domains": list(hosts), "serving": {"tier": "shared", "pool": pool_obj["metadata"]["name"]}, **spec})
+    return pl.render_entry(pool_obj, pl.parse_pool(pool_obj), namespace, name, f"uid-{name}", parsed, hosts).obj
+
+
+def apply_all(cluster: Cluster, objs: list[dict[str, Any]]) -> None:
+    cluster.kubectl("apply", "--server-side", "-f", "-",
+                    input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}))
+
+
+def wait_served(cluster: Cluster, agent: Agent, revisions: dict[str, str], timeout: float = 60) -> None:
+    """Until the agent's report says it serves each site's revision."""
+    def served() -> bool:
+        report = agent.report(cluster)
+        return all((report.get(site) or {}).get("served") == rev for site, rev in revisions.items())
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if served():
+            return
+        if agent.proc.poll() is not None:
+            pytest.fail(f"the agent exited:\n{agent.output()[-3000:]}")
+        time.sleep(0.1)
+    wait_for(served, timeout=1, what=f"the agent to serve {len(revisions)} revisions; log:\n{agent.output()[-2000:]}")
+
+
+def revision(obj: dict[str, Any]) -> str:
+    return str(obj["metadata"]["annotations"][pl.REVISION_ANNOTATION])
+
