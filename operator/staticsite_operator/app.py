@@ -70,7 +70,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     reconciler = Reconciler(cache, kube, resolve_ref, render.Images(config.nginx_image, config.fetcher_image), policy,
                             quiet_rollout=config.quiet_rollout, tier_move_grace=config.tier_move_grace,
                             gateway_api=kinds.HTTPROUTE in kinds_watched)
-    pools = PoolReconciler(cache, kube, config.pool_image)
+    pools = PoolReconciler(cache, kube, config.pool_image, config.namespaces)
 
     def reconcile(namespace: str, name: str) -> Outcome:
         if namespace == POOL_SCOPE:  # a StaticSitePool (cluster-scoped): runtime.poolindex.pool_key

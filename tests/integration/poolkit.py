@@ -145,3 +145,145 @@ def wait_served(cluster: Cluster, agent: Agent, revisions: dict[str, str], timeo
 def revision(obj: dict[str, Any]) -> str:
     return str(obj["metadata"]["annotations"][pl.REVISION_ANNOTATION])
 
+
+
+# --- a stand-in for an ingress controller and a dedicated site's pods -----------------------
+
+class Router:
+    """An ingress controller stand-in on 127.0.0.1 for one Host: it re-reads the Ingresses
+    the API server holds every `interval` seconds (its sync lag) and proxies to the
+    backend of the oldest one for the host, as ingress-nginx does with two Ingresses of
+    one host. `backends(namespace, service)` gives the local port, or None (502)."""
+
+    def __init__(self, host: str, backends: Any, interval: float = 0.3) -> None:
+        import kubernetes
+
+        self.host = host
+        self.backends = backends
+        self.interval = interval
+        self.api = kubernetes.client.NetworkingV1Api(kubernetes.config.new_client_from_config())
+        self.target: tuple[str, str] | None = None
+        self.stopping = False
+        self.port = _free_port()
+        self.switches: list[tuple[float, tuple[str, str] | None]] = []
+
+    def _pick(self) -> tuple[str, str] | None:
+        found = []
+        for ing in self.api.list_ingress_for_all_namespaces().items:
+            for rule in ing.spec.rules or []:
+                if rule.host == self.host:
+                    service = rule.http.paths[0].backend.service.name
+                    found.append((ing.metadata.creation_timestamp, ing.metadata.namespace, ing.metadata.name,
+                                  (ing.metadata.namespace, service)))
+        return min(found)[3] if found else None
+
+    def _sync(self) -> None:
+        while not self.stopping:
+            try:
+                target = self._pick()
+            except Exception:
+                target = self.target
+            if target != self.target:
+                self.switches.append((time.monotonic(), target))
+                self.target = target
+            time.sleep(self.interval)
+
+    @contextmanager
+    def running(self) -> Iterator[Router]:
+        import http.server
+        import threading
+
+        router = self
+
+        class Proxy(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                port = router.backends(*router.target) if router.target else None
+                status, body = 502, b"no backend"
+                if port is not None:
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                    try:
+                        conn.request("GET", self.path, headers={"Host": router.host})
+                        resp = conn.getresponse()
+                        status, body = resp.status, resp.read()
+                    except OSError as exc:
+                        status, body = 502, str(exc).encode()
+                    finally:
+                        conn.close()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                del format, args
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Proxy)
+        threads = [threading.Thread(target=self._sync, daemon=True),
+                   threading.Thread(target=server.serve_forever, daemon=True)]
+        for t in threads:
+            t.start()
+        try:
+            yield self
+        finally:
+            self.stopping = True
+            server.shutdown()
+            server.server_close()
+
+    def get(self, path: str = "/") -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+
+class DedicatedPods:
+    """A dedicated site's pods, stood in for by a local nginx serving its spec: up while its
+    Deployment exists (checked every `interval` seconds), gone when it is deleted."""
+
+    def __init__(self, namespace: str, name: str, spec: models.StaticSiteSpec, interval: float = 0.2) -> None:
+        import kubernetes
+
+        self.namespace, self.name, self.spec, self.interval = namespace, name, spec, interval
+        self.apps = kubernetes.client.AppsV1Api(kubernetes.config.new_client_from_config())
+        self.port: int | None = None
+        self.stopping = False
+
+    def _exists(self) -> bool:
+        import kubernetes
+
+        try:
+            self.apps.read_namespaced_deployment(self.name, self.namespace)
+            return True
+        except kubernetes.client.ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+
+    @contextmanager
+    def running(self) -> Iterator[DedicatedPods]:
+        import contextlib
+        import threading
+
+        from tests.unit.nginx_harness import serve
+
+        def loop() -> None:
+            with contextlib.ExitStack() as stack:
+                while not self.stopping:
+                    exists = self._exists()
+                    if exists and self.port is None:
+                        self.port = stack.enter_context(serve(self.spec)).port
+                    elif not exists and self.port is not None:
+                        self.port = None
+                        stack.close()
+                    time.sleep(self.interval)
+
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self.stopping = True
+            thread.join(timeout=30)

@@ -231,8 +231,12 @@ def test_dedicated_to_shared_serves_from_the_pool_before_routing_moves_and_routi
     assert kinds_in(cluster, "ns") == {"ConfigMap", "Service", "Deployment", "Ingress"}, "the old tier stays a while"
     assert outcome.recheck == pytest.approx(30.0)
     clock.now += 31
+    outcome = reconcile.reconcile("ns", "web")
+    assert kinds_in(cluster, "ns") == {"ConfigMap", "Service", "Deployment"}, "first the old routing goes"
+    assert outcome.recheck == pytest.approx(30.0)
+    clock.now += 31
     reconcile.reconcile("ns", "web")
-    assert kinds_in(cluster, "ns") == set(), "the dedicated objects go after the grace"
+    assert kinds_in(cluster, "ns") == set(), "then, once nothing routes to them, the dedicated objects"
     assert cluster.condition(c.READY)["status"] == "True"
 
 
@@ -253,7 +257,10 @@ def test_shared_to_dedicated_keeps_routing_on_the_pool_until_the_deployment_is_r
     assert outcome.recheck == pytest.approx(30.0)
     clock.now += 31
     reconcile.reconcile("ns", "web")
-    assert kinds_in(cluster, "pools") == set(), "the site's pool objects go after the grace"
+    assert kinds_in(cluster, "pools") == {"ConfigMap"}, "first the pool's Ingress for the site goes"
+    clock.now += 31
+    reconcile.reconcile("ns", "web")
+    assert kinds_in(cluster, "pools") == set(), "then its entry"
 
 
 # --- the pool's own reconcile -----------------------------------------------------------------

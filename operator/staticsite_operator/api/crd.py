@@ -147,7 +147,9 @@ def build_pool() -> dict[str, Any]:
         "spec": {
             "group": models.GROUP,
             "names": {"kind": pool.POOL_KIND, "listKind": f"{pool.POOL_KIND}List", "plural": pool.POOL_PLURAL,
-                      "singular": pool.POOL_KIND.lower(), "shortNames": ["sspool"], "categories": ["staticsite"]},
+                      # No category: "staticsite" is the StaticSite's singular, and a category of
+                      # that name holding two kinds makes `kubectl get staticsite NAME` ambiguous.
+                      "singular": pool.POOL_KIND.lower(), "shortNames": ["sspool"]},
             "scope": "Cluster",
             "versions": [{
                 "name": models.VERSION,

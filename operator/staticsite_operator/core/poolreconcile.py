@@ -28,10 +28,12 @@ log = logging.getLogger(__name__)
 
 
 class PoolReconciler:
-    def __init__(self, view: View, client: Client, image: str) -> None:
+    def __init__(self, view: View, client: Client, image: str, namespaces: tuple[str, ...] = ()) -> None:
         self.view = view
         self.client = client
         self.image = image
+        # An operator serving some namespaces only runs the pools whose namespace is one of them.
+        self.namespaces = namespaces
 
     def reconcile(self, name: str) -> None:
         pool_obj = self.view.pool(name)
@@ -46,6 +48,8 @@ class PoolReconciler:
             self._write(name, previous, {"observedGeneration": generation, "conditions": conditions(
                 previous, generation, (False, c.INVALID_SPEC, problem), None)})
             return
+        if self.namespaces and spec.namespace not in self.namespaces:
+            return  # another operator's (or none): neither its objects nor its status are ours
         wanted = pl.render_pool(pool_obj, spec, self.image)
         failed = None
         for obj in wanted:

@@ -5,11 +5,12 @@ The order keeps the site served throughout a move (docs/shared-tier.md):
     dedicated -> shared: the entry is written; once a pool replica reports serving the
         site, routing switches to the pool (its Ingress in the pool's namespace, or the
         HTTPRoute's backend); `grace` seconds later (for ingress controllers to catch up)
-        the dedicated objects go.
+        the dedicated Ingress goes, and `grace` seconds after that the rest of the
+        dedicated objects.
     shared -> dedicated: the dedicated objects are created while routing still points at
         the pool (core.reconcile holds the routing children back); once the Deployment is
-        rolled out, routing switches back, and `grace` seconds later the site's pool
-        objects go.
+        rolled out, routing switches back; `grace` seconds later the pool's Ingress for
+        the site goes, and `grace` seconds after that its entries.
 
 A site's objects in the pool's namespace are owned by the pool (no ownerReference
 crosses namespaces): the site deletes those it no longer needs, and the pool's

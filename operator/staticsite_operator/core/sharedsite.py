@@ -133,20 +133,31 @@ def _ensure(r: Reconciler, obj: Obj, pool_obj: Obj, changes: Changes, *, created
 
 
 def _leave(r: Reconciler, namespace: str, name: str, uid: str, direction: str, leftovers: list[Obj]) -> float | None:
-    """Delete the other tier's objects `grace` seconds after routing switched; the seconds left, if any."""
+    """Remove the other tier in two steps, each `grace` seconds after the one before: its
+    routing objects once the new routing exists (an ingress controller may prefer the
+    older of two Ingresses for a host), then what served the site once no controller
+    routes to it any more. Returns the seconds until the next step, if any."""
     del uid
     if not leftovers:
         r.mover.done(namespace, name)
         return None
-    wait = r.mover.wait(namespace, name, direction)
-    if wait is not None:
+    routing = [o for o in leftovers if o["kind"] in ROUTING_KINDS]
+    if routing:
+        if (wait := r.mover.wait(namespace, name, f"{direction}/routing")) is not None:
+            return wait
+        _delete_all(r, namespace, name, direction, routing)
+    if (wait := r.mover.wait(namespace, name, f"{direction}/serving")) is not None:
         return wait
-    for obj in leftovers:
+    _delete_all(r, namespace, name, direction, [o for o in leftovers if o["kind"] not in ROUTING_KINDS])
+    r.mover.done(namespace, name)
+    return None
+
+
+def _delete_all(r: Reconciler, namespace: str, name: str, direction: str, objs: list[Obj]) -> None:
+    for obj in objs:
         log.info("moved %s %s/%s: deleting %s %s/%s", direction, namespace, name, obj["kind"],
                  obj["metadata"]["namespace"], obj["metadata"]["name"])
         delete(r.view, r.client, obj)
-    r.mover.done(namespace, name)
-    return None
 
 
 def _status(name: str, namespace: str, generation: int, spec: models.StaticSiteSpec, hosts: tuple[str, ...],
