@@ -12,6 +12,7 @@ TOOLS_BIN := $(CACHE)/$(KUBE_VERSION)/bin
 KUBECONFIG_PATH := $(CACHE)/kubeconfig
 export PATH := $(TOOLS_BIN):$(PATH):/usr/sbin
 IMAGE ?= staticsite-operator:dev
+POOL_IMAGE ?= staticsite-operator-pool:dev
 PYTEST_ARGS ?=
 
 ##@ Set-up
@@ -80,9 +81,12 @@ bench: venv tools ## Convergence time, API writes and memory for 10, 100 and 100
 	$(PY) -m bench $(BENCH_ARGS)
 
 ##@ Image (needs Docker)
-.PHONY: image e2e-kind
+.PHONY: image image-pool e2e-kind
 image: ## Build the operator image
-	docker build -t $(IMAGE) .
+	docker build --target operator -t $(IMAGE) .
+
+image-pool: ## Build the pool image (StaticSitePool pods: the agent and nginx)
+	docker build --target pool -t $(POOL_IMAGE) .
 
 e2e-kind: venv image ## kind cluster, image loaded, helm install, a site served through a port-forward
 	$(PY) -m pytest tests/e2e_kind --cluster=kind $(PYTEST_ARGS)

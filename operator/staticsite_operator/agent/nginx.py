@@ -6,6 +6,8 @@ import http.client
 import logging
 import signal
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +24,8 @@ class Nginx:
         self.main = main
         self.status_port = status_port
         self.proc: subprocess.Popen[bytes] | None = None
+        self.refused = ""
+        self._refusal = threading.Event()
 
     def test(self, conf: Path) -> tuple[bool, str]:
         """`nginx -t` of a configuration: (passed, its output)."""
@@ -31,14 +35,29 @@ class Nginx:
 
     def start(self) -> None:
         self.proc = subprocess.Popen([self.binary, "-e", "stderr", "-c", str(self.main)],
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        threading.Thread(target=self._read_errors, name="nginx-stderr", daemon=True).start()
+
+    def _read_errors(self) -> None:
+        """Pass nginx's log on, and notice the master refusing a configuration ([emerg])."""
+        assert self.proc is not None and self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            line = raw.decode(errors="replace")
+            sys.stderr.write(line)
+            if "[emerg]" in line:
+                self.refused = line.strip()
+                self._refusal.set()
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
     def reload(self) -> None:
-        """A graceful reload: new workers take the new configuration, old ones finish their requests."""
+        """A graceful reload: new workers take the new configuration, old ones finish their requests.
+        The master parses the configuration first and, if it is refused, keeps the old one
+        (`wait_for` then answers False, and `refused` says why)."""
         assert self.proc is not None
+        self._refusal.clear()
+        self.refused = ""
         self.proc.send_signal(signal.SIGHUP)
 
     def generation(self) -> int | None:
@@ -61,7 +80,7 @@ class Nginx:
         pod says it serves the new revisions."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not self.alive():
+            if not self.alive() or self._refusal.is_set():
                 return False
             if self.generation() == generation:
                 time.sleep(SETTLE)

@@ -97,14 +97,18 @@ class Syncer:
         started = time.monotonic()
         n = self.generation + 1
         self._write(n, changed, removed)
-        if not self._check_generation(n, changed):
+        # A running master checks the new configuration itself when it reloads, and keeps
+        # the old one if it refuses it: one parse instead of `nginx -t` and then a second.
+        # Only before the first start, or when the master refuses, does `nginx -t` run,
+        # to find the site at fault.
+        if (not self.started or not self._activate(n)) and not self._recover(n, changed):
             metrics.RELOADS.labels("failed").inc()
             return False
         accepted = {s: e for s, e in self.live.items() if s not in removed and s not in changed}
         accepted |= {s: e for s, e in changed.items() if s not in self.rejected}
         # A refused revision leaves the site on its last good one (its block was kept in n).
         accepted |= {s: self.live[s] for s in changed if s in self.rejected and s in self.live}
-        self._activate(n, accepted)
+        self._commit(n, accepted)
         metrics.RELOAD_SECONDS.observe(time.monotonic() - started)
         log.info("generation %d: %d sites, %d changed, %d removed, %d rejected, in %.2fs", n, len(self.live),
                  len(changed), len(removed), len(self.rejected), time.monotonic() - started)
@@ -149,17 +153,33 @@ class Syncer:
                 self._reject(n, site, entry, output)
         return self.nginx.test(self._check("all", everything))[0]
 
-    def _activate(self, n: int, accepted: dict[str, Entry]) -> None:
-        """Point `conf` at generation n, reload (or start) nginx, and wait until it serves n."""
+    def _activate(self, n: int) -> bool:
+        """Point `conf` at generation n and reload (or start) nginx: True once it serves n.
+        If the master refuses n, `conf` points back at what it still serves."""
         self.layout.switch(n)
         if self.started:
             self.nginx.reload()
         else:
             self.nginx.start()
-        if not self.nginx.wait_for(n):
-            metrics.RELOADS.labels("failed").inc()
-            raise RuntimeError(f"nginx did not load generation {n}")
-        self.started = True
+        if self.nginx.wait_for(n):
+            self.started = True
+            return True
+        if not self.nginx.alive():
+            raise RuntimeError(f"nginx exited loading generation {n}")
+        log.warning("nginx refused generation %d: %s", n, self._clean(self.nginx.refused))
+        if self.started:
+            self.layout.switch(self.generation)
+        return False
+
+    def _recover(self, n: int, changed: dict[str, Entry]) -> bool:
+        """`nginx -t` finds the sites that break generation n and sets them back; then load n."""
+        if not self._check_generation(n, changed):
+            return False
+        if not self._activate(n):
+            raise RuntimeError(f"nginx refused generation {n}, which passes nginx -t")
+        return True
+
+    def _commit(self, n: int, accepted: dict[str, Entry]) -> None:
         # The previous generation's files stay until the next batch: old workers may still
         # be answering requests with them.
         self.layout.keep_only({n, self.generation},
