@@ -77,8 +77,9 @@ test-integration: venv tools ## Tests against the local cluster (started if need
 
 ##@ Benchmark
 .PHONY: bench
-bench: venv tools ## Convergence time, API writes and memory for 10, 100 and 1000 sites
+bench: venv tools nginx ## Convergence time, API writes and memory for 10, 100 and 1000 sites; then the shared tier at 1000
 	$(PY) -m bench $(BENCH_ARGS)
+	$(PY) -m bench.pool $(BENCH_POOL_ARGS)
 
 ##@ Image (needs Docker)
 .PHONY: image image-pool e2e-kind

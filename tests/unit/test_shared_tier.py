@@ -289,3 +289,14 @@ def test_the_pool_reconcile_applies_its_objects_prunes_what_gone_sites_left_and_
     assert not [k for k in cluster.objects if k[0] == "ReferenceGrant"]
     assert entries(cluster, "a"), "a site that still exists keeps its entry"
     assert cluster.objects[POOL_KIND, "", "shared"]["status"]["sites"] == 1
+
+
+def test_the_annotation_policy_applies_to_gateway_annotations() -> None:
+    cluster = Cluster()
+    cluster.put(site(content=FILES, domains=["web.example.test"], gateway={
+        "parentRefs": [{"name": "public"}], "annotations": {"nginx.ingress.kubernetes.io/server-snippet": "x"}}))
+    Reconciler(cluster, cluster, lambda *_: "").reconcile("ns", "web")
+    degraded = cluster.condition(c.DEGRADED)
+    assert degraded["reason"] == c.ANNOTATION_NOT_ALLOWED
+    assert degraded["message"].startswith("spec.gateway.annotations: 'nginx.ingress.kubernetes.io/server-snippet'")
+    assert ("HTTPRoute", "ns", "web") not in cluster.objects
