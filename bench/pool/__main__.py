@@ -84,6 +84,12 @@ class Agent:
         finally:
             conn.close()
 
+    def try_get(self, host: str) -> tuple[int, bytes] | None:
+        try:
+            return self.get(host)
+        except OSError:
+            return None
+
     def reload_seconds(self) -> list[float]:
         """Batches that changed one site: the reload of the whole pool's configuration."""
         out = []
@@ -138,7 +144,10 @@ def wait_content(agents: list[Agent], i: int, version: int, timeout: float = 120
     want, t0 = f"site {i} v{version}".encode(), time.monotonic()
     pending = list(agents)
     while pending and time.monotonic() - t0 < timeout:
-        pending = [a for a in pending if a.get(f"s{i}.bench.example.test") != (200, want)]
+        for agent in pending:
+            if agent.proc.poll() is not None:
+                raise RuntimeError(f"{agent.pod} exited; see {agent.log}")
+        pending = [a for a in pending if a.try_get(f"s{i}.bench.example.test") != (200, want)]
         if pending:
             time.sleep(0.02)
     if pending:
@@ -246,6 +255,9 @@ def live(args: argparse.Namespace, env: dict[str, str], work: Path) -> dict[str,
             a.stop()
         operator.terminate()
         operator.wait(timeout=60)
+        args.out.mkdir(parents=True, exist_ok=True)
+        for log in [*(a.log for a in agents), work / "operator.log"]:
+            (args.out / log.name).write_bytes(log.read_bytes())
         for ns in (TENANT, POOL_NS):
             subprocess.run(["kubectl", "delete", "namespace", ns, "--wait=false"], env=env, capture_output=True,
                            check=False)

@@ -3,7 +3,8 @@
 - The operator's rules cover every kind it writes in a pool's namespace (core.kinds
   POOL_KINDS) and the StaticSitePools themselves, through a ClusterRole in both modes.
 - The pool agent's Role is the least it needs: ConfigMaps of its own namespace.
-- The default pool is off by default; enabled, it is admitted by the real API server.
+- Pools are opt-in (pools.enabled): no cluster-wide rights otherwise. The default pool is
+  off by default; enabled, it is admitted by the real API server.
 - The chart's ValidatingAdmissionPolicy refuses, at `kubectl apply` by a tenant, a site
   asking for the chart's pool from a namespace the pool does not serve, and a refused
   Gateway annotation; a pool the chart does not know is left to the operator.
@@ -28,7 +29,7 @@ pytestmark = [pytest.mark.cluster]
 
 
 def test_the_rules_cover_every_kind_written_in_a_pool_namespace() -> None:
-    docs = render()
+    docs = render("--set", "pools.enabled=true")
     rules = next(r for r in only(docs, "ClusterRole") if not r["metadata"]["name"].endswith("-pools"))["rules"]
     for kind in kinds.POOL_KINDS:
         verbs = {v for r in rules if kind.group in r["apiGroups"] and kind.plural in r["resources"] for v in r["verbs"]}
@@ -40,16 +41,18 @@ def test_the_rules_cover_every_kind_written_in_a_pool_namespace() -> None:
 
 
 def test_namespaced_mode_still_grants_the_pools_cluster_wide_and_nothing_else() -> None:
-    docs = render("--set", "watchNamespaces={team-a,pools}")
+    assert not only(render("--set", "watchNamespaces={team-a,pools}"), "ClusterRole"), "pools are opt-in"
+    docs = render("--set", "watchNamespaces={team-a,pools}", "--set", "pools.enabled=true")
     (role,) = only(docs, "ClusterRole")
     assert {res for r in role["rules"] for res in r["resources"]} == {
         "staticsitepools", "staticsitepools/status", "staticsitepools/finalizers"}
 
 
 def test_the_default_pool_is_off_and_the_agent_gets_configmaps_of_its_namespace_only() -> None:
-    assert not only(render(), "StaticSitePool")
+    assert not only(render("--set", "pools.enabled=true"), "StaticSitePool")
+    assert not only(render("--set", "pools.default.enabled=true"), "StaticSitePool"), "pools.enabled first"
     assert not [r for r in only(render(), "Role") if r["metadata"]["name"] == "staticsite-pool-agent"]
-    docs = render("--set", "pools.default.enabled=true", "--set", "pools.default.namespaces={team-*}",
+    docs = render("--set", "pools.enabled=true", "--set", "pools.default.enabled=true", "--set", "pools.default.namespaces={team-*}",
                   "--set", "pools.agentNamespaces={more-pools}")
     (pool,) = only(docs, "StaticSitePool")
     assert pool["spec"] == {"namespace": "staticsite-pools", "replicas": 2, "namespaces": ["team-*"],
@@ -64,7 +67,8 @@ def test_the_default_pool_is_off_and_the_agent_gets_configmaps_of_its_namespace_
 @pytest.mark.usefixtures("kube_env", "crd", "pool_crd")
 def test_the_default_pool_is_admitted_by_the_api_server(cluster: Cluster) -> None:
     name = f"chart-{uuid.uuid4().hex[:6]}"
-    manifest = helm("template", "rel", str(CHART), "-n", "ops", "--set", "pools.default.enabled=true",
+    manifest = helm("template", "rel", str(CHART), "-n", "ops", "--set", "pools.enabled=true",
+                    "--set", "pools.default.enabled=true",
                     "--set", f"pools.default.name={name}", "--show-only", "templates/pools.yaml").stdout
     (pool,) = [d for d in yaml.safe_load_all(manifest) if d and d["kind"] == "StaticSitePool"]
     try:
@@ -80,7 +84,8 @@ def tenant(cluster: Cluster, namespace: str) -> Iterator[str]:
     with the default pool serving `team-*` namespaces (bound to this namespace only)."""
     release = f"p{uuid.uuid4().hex[:6]}"
     manifest = helm("template", release, str(CHART), "-n", namespace, "--set", f"watchNamespaces={{{namespace}}}",
-                    "--set", "pools.default.enabled=true", "--set", "pools.default.namespaces={team-*}",
+                    "--set", "pools.enabled=true", "--set", "pools.default.enabled=true",
+                    "--set", "pools.default.namespaces={team-*}",
                     "--show-only", "templates/admission-policy.yaml", cluster=cluster).stdout
     rbac = [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "tenant", "namespace": namespace}},

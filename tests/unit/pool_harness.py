@@ -2,8 +2,8 @@
 isolation between sites, and the injection and confinement guarantees per site.
 
 Each site's files go to <tmp>/sites/<key>/<revision>, its server block is rendered by
-core.poolconf.site_server_block (the function the agent uses), and one real nginx
-serves them all on 127.0.0.1, as nginx_harness.serve does for one site.
+core.poolconf.site_server_block and its maps shared by split_maps (as the agent does),
+and one real nginx serves them all on 127.0.0.1, as nginx_harness.serve does for one site.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def site_confs(sites: dict[str, tuple[models.StaticSiteSpec, tuple[str, ...]]], 
     """Write each site's files and server block; the site roots by key."""
     roots: dict[str, Path] = {}
     (tmp / "conf").mkdir(mode=0o755)
+    shared: dict[str, str] = {}
     for key, (spec, hosts) in sites.items():
         root = tmp / "sites" / key / "r1"
         root.mkdir(parents=True, mode=0o755)
@@ -57,9 +58,13 @@ def site_confs(sites: dict[str, tuple[models.StaticSiteSpec, tuple[str, ...]]], 
         (tmp / "sites" / key).chmod(0o755)
         assert spec.content.inline is not None
         write_site(spec.content.inline, root)
-        (tmp / "conf" / f"{key}.conf").write_text(
-            poolconf.site_server_block(spec, key=key, root=str(root), hosts=hosts, listen=listen))
+        # As the agent writes them: each site's server block, and every map once.
+        maps, server = poolconf.split_maps(
+            poolconf.site_server_block(spec, key=key, root=str(root), hosts=hosts, listen=listen), key)
+        shared |= maps
+        (tmp / "conf" / f"{key}.conf").write_text(server)
         roots[key] = root
+    (tmp / "conf" / "_maps.conf").write_text("".join(shared.values()))
     return roots
 
 

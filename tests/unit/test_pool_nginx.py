@@ -86,6 +86,26 @@ def test_each_site_has_its_own_variables() -> None:
     assert a.replace(prefix_a, prefix_b).replace("a.test", "b.test").replace("# a.x", "# b.x") == b
 
 
+def test_alike_maps_are_defined_once_and_different_ones_stay_apart() -> None:
+    blocks = {key: poolconf.site_server_block(SITES[key][0], key=key, root="/r", hosts=SITES[key][1], listen="1")
+              for key in ("bulk.s1", "bulk.s2", "team-b.headers")}
+    split = {key: poolconf.split_maps(block, key) for key, block in blocks.items()}
+    assert split["bulk.s1"][0] == split["bulk.s2"][0], "two plain sites share every map"
+    assert set(split["team-b.headers"][0]) != set(split["bulk.s1"][0]), "header rules make their own maps"
+    assert set(split["team-b.headers"][0]) & set(split["bulk.s1"][0]), "the clean-URL helpers are shared"
+    for _maps, server in split.values():
+        assert "map $uri" not in server
+        assert "$ss_" not in server
+    assert pool_nginx_sizes(split) < sum(len(m) for m, _ in split.values())
+
+
+def pool_nginx_sizes(split: dict[str, tuple[dict[str, str], str]]) -> int:
+    union: dict[str, str] = {}
+    for maps, _server in split.values():
+        union |= maps
+    return len(union)
+
+
 # --- the injection corpus, per site -------------------------------------------------------
 
 @pytest.fixture(scope="module")

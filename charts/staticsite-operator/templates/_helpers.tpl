@@ -174,7 +174,7 @@ only reads them and writes their status; the platform creates them.
 {{/* The namespaces that get the pool agent's RBAC: pools.agentNamespaces and the default pool's. */}}
 {{- define "staticsite-operator.agentNamespaces" -}}
 {{- $namespaces := .Values.pools.agentNamespaces }}
-{{- if .Values.pools.default.enabled }}
+{{- if and .Values.pools.enabled .Values.pools.default.enabled }}
 {{- $namespaces = append $namespaces .Values.pools.default.namespace }}
 {{- end }}
 {{- uniq $namespaces | toJson }}

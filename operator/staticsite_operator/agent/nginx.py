@@ -73,11 +73,12 @@ class Nginx:
         finally:
             conn.close()
 
-    def wait_for(self, generation: int, timeout: float = 30) -> bool:
+    def wait_for(self, generation: int, timeout: float = 600) -> bool:
         """Until nginx serves `generation` only. New workers answer first; the master tells
         the old ones to stop accepting about 100 ms after starting the new ones (its
         "allow new processes to start" pause), so `SETTLE` seconds more pass before this
-        pod says it serves the new revisions."""
+        pod says it serves the new revisions. False when the master refused the
+        configuration (an [emerg] line), or died; a slow reload (a busy node) is waited for."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive() or self._refusal.is_set():

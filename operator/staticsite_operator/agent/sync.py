@@ -41,6 +41,8 @@ class Syncer:
         self.entries: dict[str, Entry] = {}          # entry name -> entry
         self.invalid: dict[str, tuple[str, Rejection]] = {}  # entry name -> its site, and why no agent serves it
         self.live: dict[str, Entry] = {}             # site -> the entry served by the running generation
+        self.maps: dict[str, dict[str, str]] = {}    # site -> its maps (poolconf.split_maps), as served
+        self.candidate_maps: dict[str, dict[str, str]] = {}  # the same for this batch's changed sites
         self.rejected: dict[str, Rejection] = {}     # site -> its refused newest revision
         self.generation = 0
         self.started = False
@@ -101,13 +103,14 @@ class Syncer:
         # the old one if it refuses it: one parse instead of `nginx -t` and then a second.
         # Only before the first start, or when the master refuses, does `nginx -t` run,
         # to find the site at fault.
-        if (not self.started or not self._activate(n)) and not self._recover(n, changed):
+        if (not self.started or not self._activate(n)) and not self._recover(n, changed, removed):
             metrics.RELOADS.labels("failed").inc()
             return False
         accepted = {s: e for s, e in self.live.items() if s not in removed and s not in changed}
         accepted |= {s: e for s, e in changed.items() if s not in self.rejected}
         # A refused revision leaves the site on its last good one (its block was kept in n).
         accepted |= {s: self.live[s] for s in changed if s in self.rejected and s in self.live}
+        self.maps = self._maps_of(changed, removed)
         self._commit(n, accepted)
         metrics.RELOAD_SECONDS.observe(time.monotonic() - started)
         log.info("generation %d: %d sites, %d changed, %d removed, %d rejected, in %.2fs", n, len(self.live),
@@ -121,16 +124,39 @@ class Syncer:
         for site in self.live:
             if site not in removed and site not in changed:
                 os.link(self._conf(self.generation, site), self._conf(n, site))
+        self.candidate_maps = {}
         for site, entry in changed.items():
             try:
-                self._conf(n, site).write_text(poolconf.site_server_block(
+                block = poolconf.site_server_block(
                     entry.spec, key=site, root=str(self.layout.revision(site, entry.revision)), hosts=entry.hosts,
-                    listen=self.listen))
+                    listen=self.listen)
             except ValueError as exc:
                 self._reject(n, site, entry, str(exc))
+                continue
+            self.candidate_maps[site], server = poolconf.split_maps(block, site)
+            self._conf(n, site).write_text(server)
         (gen / "_status.conf").write_text(poolconf.status_server(n, self.status_listen))
+        self._write_maps(n, changed, removed)
 
-    def _check_generation(self, n: int, changed: dict[str, Entry]) -> bool:
+    def _maps_of(self, changed: dict[str, Entry], removed: set[str]) -> dict[str, dict[str, str]]:
+        """The maps of each site generation n serves: a changed site's new ones, unless it was
+        refused (then its last good ones, if it has any)."""
+        out = {s: m for s, m in self.maps.items() if s not in removed and s not in changed}
+        for site in changed:
+            if site not in self.rejected:
+                out[site] = self.candidate_maps[site]
+            elif site in self.maps:
+                out[site] = self.maps[site]
+        return out
+
+    def _write_maps(self, n: int, changed: dict[str, Entry], removed: set[str]) -> None:
+        """Every map the sites of generation n use, each once (poolconf.split_maps)."""
+        union: dict[str, str] = {}
+        for maps in self._maps_of(changed, removed).values():
+            union.update(maps)
+        (self.layout.generation(n) / "_maps.conf").write_text("".join(union[k] for k in sorted(union)))
+
+    def _check_generation(self, n: int, changed: dict[str, Entry], removed: set[str]) -> bool:
         """`nginx -t` of generation n; if it fails, the changed sites that fail alone are set
         back to their last good block, and if that is not enough, all of them are."""
         everything = str(self.layout.generation(n) / "*.conf")
@@ -140,9 +166,10 @@ class Syncer:
         log.warning("generation %d fails nginx -t; checking the %d changed site(s) alone", n, len(changed))
         for site, entry in changed.items():
             if site not in self.rejected:
-                alone_ok, alone_out = self.nginx.test(self._check("one", str(self._conf(n, site))))
+                alone_ok, alone_out = self.nginx.test(self._check_alone(n, site))
                 if not alone_ok:
                     self._reject(n, site, entry, alone_out)
+        self._write_maps(n, changed, removed)
         ok, output = self.nginx.test(self._check("all", everything))
         if ok:
             return True
@@ -151,6 +178,7 @@ class Syncer:
         for site, entry in changed.items():
             if site not in self.rejected:
                 self._reject(n, site, entry, output)
+        self._write_maps(n, changed, removed)
         return self.nginx.test(self._check("all", everything))[0]
 
     def _activate(self, n: int) -> bool:
@@ -171,9 +199,9 @@ class Syncer:
             self.layout.switch(self.generation)
         return False
 
-    def _recover(self, n: int, changed: dict[str, Entry]) -> bool:
+    def _recover(self, n: int, changed: dict[str, Entry], removed: set[str]) -> bool:
         """`nginx -t` finds the sites that break generation n and sets them back; then load n."""
-        if not self._check_generation(n, changed):
+        if not self._check_generation(n, changed, removed):
             return False
         if not self._activate(n):
             raise RuntimeError(f"nginx refused generation {n}, which passes nginx -t")
@@ -201,6 +229,16 @@ class Syncer:
 
     def _conf(self, n: int, site: str) -> Path:
         return self.layout.generation(n) / f"{site}.conf"
+
+    def _check_alone(self, n: int, site: str) -> Path:
+        """A configuration of one changed site (its maps and block) for `nginx -t`."""
+        alone = self.layout.check / "alone"
+        alone.mkdir(exist_ok=True)
+        for old in alone.iterdir():
+            old.unlink()
+        (alone / "_maps.conf").write_text("".join(self.candidate_maps.get(site, {}).values()))
+        (alone / "site.conf").write_text(self._conf(n, site).read_text())
+        return self._check("one", str(alone / "*.conf"))
 
     def _check(self, name: str, include: str) -> Path:
         path = self.layout.check / f"{name}.conf"

@@ -135,7 +135,8 @@ class Kube:
             raise
 
     def served(self, kind: kinds.Kind) -> bool:
-        """Whether the API server serves `kind` (API discovery, open to every authenticated user)."""
+        """Whether the API server serves `kind` (API discovery, open to every authenticated user)
+        and, for a cluster-scoped kind, lets us list it."""
         base = f"/apis/{kind.group}/{kind.version}" if kind.group else f"/api/{kind.version}"
         try:
             found = self._call("GET", base) or {}
@@ -143,7 +144,20 @@ class Kube:
             if exc.status == 404:
                 return False
             raise
-        return any(r.get("name") == kind.plural for r in found.get("resources") or [])
+        if not any(r.get("name") == kind.plural for r in found.get("resources") or []):
+            return False
+        if kind.namespaced:
+            return True
+        # A cluster-scoped kind also needs the right to list it (the chart grants the
+        # StaticSitePools only with pools.enabled): a watch refused with 403 would hold the
+        # operator's start, waiting for a listing that never comes.
+        try:
+            self._call("GET", kind.path(None), query=[("limit", "1")])
+        except ApiError as exc:
+            if exc.status == 403:
+                return False
+            raise
+        return True
 
     def apply(self, obj: dict[str, Any], *, if_absent: bool = False) -> dict[str, Any]:
         """Server-side apply `obj` as our field manager, taking over conflicting fields.
