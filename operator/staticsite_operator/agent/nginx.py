@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -34,8 +35,13 @@ class Nginx:
         return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
 
     def start(self) -> None:
+        # nginx builds its configuration in 16 KiB pool blocks; with glibc's default they come
+        # from the heap, which a reload's freed configuration leaves fragmented, and the
+        # master doubled its memory at the first reload (1000 sites: 92 -> 177 MiB). Blocks
+        # mmap-ed one by one go back to the system when freed (110 MiB, reload after reload).
+        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "8192"}
         self.proc = subprocess.Popen([self.binary, "-e", "stderr", "-c", str(self.main)],
-                                     stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                     stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         threading.Thread(target=self._read_errors, name="nginx-stderr", daemon=True).start()
 
     def _read_errors(self) -> None:
