@@ -26,8 +26,9 @@ class Profiler:
         output.parent.mkdir(parents=True, exist_ok=True)
         self.output = output
         # --nonblocking: never pause the operator to sample it (the figures stay honest).
+        # --gil: only the thread holding the GIL, i.e. CPU spent in Python, not threads waiting on I/O.
         self.proc = subprocess.Popen([binary, "record", "--pid", str(pid), "--rate", str(rate), "--nonblocking",
-                                      "--format", "speedscope", "--output", str(output)],
+                                      "--gil", "--format", "speedscope", "--output", str(output)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop(self) -> None:

@@ -67,7 +67,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         return gitremote.resolve_ref(url, ref, token=token, guard=guard)
 
     kinds_watched = await asyncio.get_running_loop().run_in_executor(None, watched, kube)
-    reconciler = Reconciler(cache, kube, resolve_ref, render.Images(config.nginx_image, config.fetcher_image), policy,
+    images = render.Images(config.nginx_image, config.fetcher_image, config.routes_image)
+    reconciler = Reconciler(cache, kube, resolve_ref, images, policy,
                             quiet_rollout=config.quiet_rollout, tier_move_grace=config.tier_move_grace,
                             gateway_api=kinds.HTTPROUTE in kinds_watched)
     pools = PoolReconciler(cache, kube, config.pool_image, config.namespaces)
@@ -86,7 +87,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
     informers = Informers(settings, kinds_watched, config.namespaces,
                           observe=lambda kind, event, body: queue(cache.observe(kind, event, body)),
-                          sweep=lambda kind, namespace, listed: queue(cache.sweep(kind, namespace, listed)))
+                          sweep=lambda kind, namespace, listed, version: queue(
+                              cache.sweep(kind, namespace, listed, version)))
     memo.cache, memo.controller, memo.informers = cache, controller, informers
     informers.start()
 

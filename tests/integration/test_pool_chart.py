@@ -52,7 +52,8 @@ def test_the_default_pool_is_off_and_the_agent_gets_configmaps_of_its_namespace_
     assert not only(render("--set", "pools.enabled=true"), "StaticSitePool")
     assert not only(render("--set", "pools.default.enabled=true"), "StaticSitePool"), "pools.enabled first"
     assert not [r for r in only(render(), "Role") if r["metadata"]["name"] == "staticsite-pool-agent"]
-    docs = render("--set", "pools.enabled=true", "--set", "pools.default.enabled=true", "--set", "pools.default.namespaces={team-*}",
+    docs = render("--set", "pools.enabled=true", "--set", "pools.default.enabled=true",
+                  "--set", "pools.default.namespaces={team-*}",
                   "--set", "pools.agentNamespaces={more-pools}")
     (pool,) = only(docs, "StaticSitePool")
     assert pool["spec"] == {"namespace": "staticsite-pools", "replicas": 2, "namespaces": ["team-*"],

@@ -47,7 +47,7 @@ def git_site(name: str, namespace: str, **git: Any) -> dict[str, Any]:
 def fetch_env(cluster: Cluster, namespace: str, name: str) -> dict[str, str]:
     dep = sites.get(cluster, namespace, "deployment", name)
     assert dep is not None
-    (init,) = dep["spec"]["template"]["spec"]["initContainers"]
+    init = next(c for c in dep["spec"]["template"]["spec"]["initContainers"] if c["name"] == "fetch")
     return {e["name"]: e["value"] for e in init["env"]}
 
 
@@ -74,8 +74,9 @@ def test_moving_branch_rolls_out_and_an_old_sha_rolls_back(cluster: Cluster, nam
         assert env["GIT_SHA"] == first
         assert env["GIT_URL"] == repo.url
         nginx_cm = sites.config_of(cluster, namespace, "docs")
-        assert nginx_cm is not None and set(nginx_cm["data"]) == {"nginx.conf", "fetch-git.sh"}, "no inline content"
-        assert "root /srv/site/public;" in nginx_cm["data"]["nginx.conf"]
+        assert nginx_cm is not None and set(nginx_cm["data"]) == {"site.json", "fetch-git.sh"}, "no inline content"
+        # The pod renders nginx.conf (siteconf.py) from site.json and the fetched files.
+        assert json.loads(nginx_cm["data"]["site.json"])["root"] == "/srv/site/public"
 
         second = repo.commit({"public/index.html": "<h1>v2</h1>"}, "v2")
         wait_revision(cluster, namespace, "docs", second)  # within one interval (10 s)

@@ -21,7 +21,7 @@ import pytest
 from staticsite_operator.api import models
 from staticsite_operator.core import poolconf
 
-from .nginx_harness import Response, _free_port, _stop, nginx_binary, nginx_t, workdir, write_site
+from .nginx_harness import Response, _free_port, nginx_binary, nginx_t, stop, workdir, write_site
 
 
 @dataclass
@@ -60,7 +60,9 @@ def site_confs(sites: dict[str, tuple[models.StaticSiteSpec, tuple[str, ...]]], 
         write_site(spec.content.inline, root)
         # As the agent writes them: each site's server block, and every map once.
         maps, server = poolconf.split_maps(
-            poolconf.site_server_block(spec, key=key, root=str(root), hosts=hosts, listen=listen), key)
+            poolconf.site_server_block(spec, key=key, root=str(root), hosts=hosts, listen=listen,
+                                       files={f.path: f.data() for f in spec.content.inline.files
+                                              if f.path in poolconf.ROUTING_FILES}), key)
         shared |= maps
         (tmp / "conf" / f"{key}.conf").write_text(server)
         roots[key] = root
@@ -100,5 +102,5 @@ def serve_pool(sites: dict[str, tuple[models.StaticSiteSpec, tuple[str, ...]]],
                 time.sleep(0.02)
             yield server
         finally:
-            _stop(proc)
+            stop(proc)
             log.close()

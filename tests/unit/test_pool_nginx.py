@@ -10,6 +10,7 @@ reaches the canary beside the sites, nor another site's files.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 
 from staticsite_operator.api import models
-from staticsite_operator.core import poolconf
+from staticsite_operator.core import nginxconf, poolconf
 
 from .pool_harness import PoolServer, serve_pool
 from .test_confinement import TRAVERSALS
@@ -42,6 +43,16 @@ SITES: dict[str, tuple[models.StaticSiteSpec, tuple[str, ...]]] = {
     "team-b.headers": (spec_of({"index.html": "H", "assets/app.js": "JS"}, {"headers": [
         {"path": "/assets/*", "set": {"Cache-Control": "public, max-age=31536000, immutable", "X-Site": "b"}}]}),
         ("*.wild.example.test",)),
+    # main's routing semantics on the pool: the content's _redirects/_headers, rewrites with
+    # captures (a route map no other site shares), Cloudflare's semantics.
+    "team-c.files": (spec_of({"index.html": "FILES", "new/x.html": "NEW X", "app/index.html": "APP",
+                              "_redirects": "/from/* /new/:splat 301\n/app/* /app/index.html 200\n",
+                              "_headers": "/*\n  X-From-File: yes\n"}),
+                     ("files.example.test",)),
+    "team-c.cf": (spec_of({"index.html": "CF", "about.html": "CF ABOUT", "_headers": "/*\n  X-CF: 1\n"},
+                          {"semantics": "cloudflare", "redirects": [{"from": "/go/:id", "to": "/p/:id",
+                                                                     "status": 302}]}),
+                  ("cf.example.test",)),
     # Many more plain sites: one Host each.
     **{f"bulk.s{i}": (spec_of({"index.html": f"BULK {i}"}), (f"s{i}.bulk.example.test",)) for i in range(40)},
 }
@@ -78,11 +89,31 @@ def test_routing_features_hold_per_site(pool: PoolServer) -> None:
     assert pool.get("spa.example.test", "/").header("Cache-Control") == "no-cache"
 
 
+def test_routing_semantics_and_routing_files_hold_per_site(pool: PoolServer) -> None:
+    moved = pool.get("files.example.test", "/from/x")
+    assert (moved.status, moved.header("Location")) == (301, "/new/x")
+    assert pool.get("files.example.test", "/app/deep/link").body == b"APP", "a 200 rewrite from _redirects"
+    assert pool.get("files.example.test", "/").header("X-From-File") == "yes"
+    assert pool.get("files.example.test", "/_redirects").status == 404, "routing files are never served"
+    assert pool.get("spa.example.test", "/from/x").body == b"SPA INDEX", "another site's _redirects does not apply"
+    assert pool.get("spa.example.test", "/").header("X-From-File") is None
+    # Cloudflare: /about serves about.html, /about.html redirects to /about; its own rules.
+    assert pool.get("cf.example.test", "/about").body == b"CF ABOUT"
+    assert pool.get("cf.example.test", "/about.html").header("Location") == "/about"
+    assert pool.get("cf.example.test", "/go/7").header("Location") == "/p/7"
+    assert pool.get("cf.example.test", "/").header("X-CF") == "1"
+    assert pool.get("files.example.test", "/go/7").status == 404
+
+
 def test_each_site_has_its_own_variables() -> None:
     a = poolconf.site_server_block(SITES["team-a.spa"][0], key="a.x", root="/r", hosts=("a.test",), listen="1")
     b = poolconf.site_server_block(SITES["team-a.spa"][0], key="b.x", root="/r", hosts=("b.test",), listen="1")
     prefix_a, prefix_b = poolconf.site_prefix("a.x"), poolconf.site_prefix("b.x")
-    assert "$ss_" not in a and "(?<ss_" not in a and f"${prefix_a}hdr_0" in a
+    # What a site defines carries its prefix; only nginxconf's HTTP_COMMON is shared.
+    defined = re.findall(r"^map \S+ \$(\w+) \{|\(\?<(\w+)>|\bset \$(\w+)", a, re.MULTILINE)
+    names = {n for group in defined for n in group if n}
+    assert names and f"{prefix_a}h2" in names, names
+    assert all(n.startswith(prefix_a) or f"${n}" in nginxconf.HTTP_COMMON for n in names), names
     assert a.replace(prefix_a, prefix_b).replace("a.test", "b.test").replace("# a.x", "# b.x") == b
 
 
@@ -93,9 +124,9 @@ def test_alike_maps_are_defined_once_and_different_ones_stay_apart() -> None:
     assert split["bulk.s1"][0] == split["bulk.s2"][0], "two plain sites share every map"
     assert set(split["team-b.headers"][0]) != set(split["bulk.s1"][0]), "header rules make their own maps"
     assert set(split["team-b.headers"][0]) & set(split["bulk.s1"][0]), "the clean-URL helpers are shared"
-    for _maps, server in split.values():
-        assert "map $uri" not in server
-        assert "$ss_" not in server
+    for key, (_maps, server) in split.items():
+        assert "map $uri" not in server, "every map of these sites is shareable"
+        assert poolconf.site_prefix(key) not in server
     assert pool_nginx_sizes(split) < sum(len(m) for m, _ in split.values())
 
 

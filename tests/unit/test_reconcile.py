@@ -406,3 +406,33 @@ def test_a_superseded_revision_is_deleted_once_the_new_one_is_rolled_out() -> No
     assert [name for kind, _, name in cluster.objects if kind == "ConfigMap"] != [old]
     assert [(c.verb, c.name) for c in cluster.calls if c.verb == "delete"] == [("delete", old)]
     assert "Deleted" not in cluster.events(), "a superseded revision is routine, not news"
+
+
+def test_a_pass_that_changes_nothing_does_not_render(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Deployment's status moving (most events during a rollout) needs no render; a
+    changed spec, or a child edited by someone else, does."""
+    renders = []
+    real = render.render
+
+    def counting(site: render.Site) -> render.Rendered:
+        renders.append(site.name)
+        return real(site)
+
+    monkeypatch.setattr(render, "render", counting)
+    cluster = Cluster()
+    cluster.put(site())
+    reconcile = reconciler(cluster)
+    reconcile.reconcile("ns", "web")
+    cluster.roll_out()
+    for _ in range(3):
+        reconcile.reconcile("ns", "web")
+    assert cluster.condition(c.READY)["status"] == "True", "status still follows the Deployment"
+    assert len(renders) == 1
+    svc = cluster.objects["Service", "ns", "web"]
+    svc["spec"]["ports"][0]["port"] = 8081
+    cluster.put(svc)
+    reconcile.reconcile("ns", "web")
+    assert len(renders) == 2 and cluster.objects["Service", "ns", "web"]["spec"]["ports"][0]["port"] == 80
+    cluster.put(site(generation=2, content={"inline": {"files": [{"path": "index.html", "content": "v2"}]}}))
+    reconcile.reconcile("ns", "web")
+    assert len(renders) == 3

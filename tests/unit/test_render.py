@@ -40,6 +40,7 @@ def test_every_example_renders(path: Path) -> None:
     spec = models.StaticSiteSpec.model_validate(doc["spec"])
     revision = "0" * 40 if spec.content.git else None  # what the controller would resolve
     rendered = render.render(render.Site(doc["metadata"]["name"], "ns", "uid-1", spec, revision))
+    assert rendered.problems == (), "an example's _redirects/_headers lines all apply"
     kinds = by_kind(rendered)
     assert len(kinds["ConfigMap"]) == 1, "one ConfigMap per revision"
     assert len(kinds["Deployment"]) == 1
@@ -182,3 +183,12 @@ def test_one_immutable_configmap_per_revision_named_by_what_it_holds() -> None:
     assert set(mounted.values()) == {v1["metadata"]["name"]}
     long_name = render.Names.of("a" * 253, "f" * 64).config
     assert len(long_name) <= 253 and long_name.endswith("-ffffffffff")
+
+
+def test_nginx_keeps_listening_while_it_is_taken_out_of_rotation() -> None:
+    """A terminating pod gets new connections for a moment (kube-proxy, ingress controllers):
+    without a preStop delay a rollout refused them (tests/e2e/test_rollout.py proves it)."""
+    pod = by_kind(render.render(site(files(index_html="x"))))["Deployment"][0]["spec"]["template"]["spec"]
+    (nginx,) = pod["containers"]
+    assert nginx["lifecycle"]["preStop"]["sleep"]["seconds"] >= 3
+    assert pod.get("terminationGracePeriodSeconds", 30) > nginx["lifecycle"]["preStop"]["sleep"]["seconds"]

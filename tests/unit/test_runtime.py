@@ -172,62 +172,80 @@ def test_pods_are_kept_only_as_failed_fetches() -> None:
 
 def test_a_relisting_drops_what_was_deleted_meanwhile() -> None:
     cache = cache_with(obj("Service", "web", 1), obj("Service", "gone", 1, site="gone"),
-                       obj("Deployment", "web", 1))
-    affected = cache.sweep(kinds.SERVICE, "ns", {("ns", "web")})
+                       obj("Service", "newer", 9, site="newer"), obj("Deployment", "web", 1))
+    affected = cache.sweep(kinds.SERVICE, "ns", {("ns", "web")}, 5)
     assert affected == {("ns", "gone")}
     assert cache.child("Service", "ns", "gone", "gone") is None
+    assert cache.child("Service", "ns", "newer", "newer") is not None, "created after the listing's snapshot"
     assert cache.child("Deployment", "ns", "web", "web") is not None, "only the swept kind"
-    assert cache.sweep(kinds.SERVICE, "elsewhere", set()) == set(), "only the swept namespace"
+    assert cache.sweep(kinds.SERVICE, "elsewhere", set(), 5) == set(), "only the swept namespace"
 
 
-def fake_streams(events: list[Any], fail_first: bool = False) -> Any:
-    calls = {"n": 0}
+def fake_api(pages: list[list[dict[str, Any]]], watches: list[list[dict[str, Any]]],
+             fail_first: bool = False) -> tuple[Any, Any, dict[str, int]]:
+    """kopf's fetch_objs and watch_objs, scripted: each listing returns `pages` at version
+    "5"; each watch call plays the next script, then stays open."""
+    calls = {"lists": 0, "watches": 0}
 
-    async def infinite_watch(**_: Any) -> AsyncIterator[Any]:
-        calls["n"] += 1
-        if fail_first and calls["n"] == 1:
+    async def fetch_objs(**_: Any) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        calls["lists"] += 1
+        if fail_first and calls["lists"] == 1:
             raise ConnectionError("the API server went away")
-        for event in events:
-            yield event
-        await asyncio.sleep(3600)  # a watch that stays open
+        for page in pages:
+            yield page, "5"
 
-    return infinite_watch, calls
+    async def watch_objs(**kwargs: Any) -> AsyncIterator[dict[str, Any]]:
+        calls["watches"] += 1
+        script = watches.pop(0) if watches else []
+        calls[f"since-{kwargs.get('since')}"] = calls.get(f"since-{kwargs.get('since')}", 0) + 1
+        for event in script:
+            yield event
+        if not watches:
+            await asyncio.sleep(3600)  # a watch that stays open
+
+    return fetch_objs, watch_objs, calls
 
 
 @pytest.mark.parametrize("fail_first", [False, True])
-def test_reflector_lists_sweeps_and_survives_a_failed_stream(monkeypatch: pytest.MonkeyPatch,
-                                                             fail_first: bool) -> None:
-    stream, calls = fake_streams([
-        {"type": None, "object": obj("Service", "web", 1)},
-        reflector.Bookmark.LISTED,
-        {"type": "MODIFIED", "object": obj("Service", "web", 2)},
-        {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "3"}}},
-    ], fail_first=fail_first)
-    monkeypatch.setattr(reflector, "infinite_watch", stream)
+def test_reflector_lists_sweeps_watches_and_survives_a_failed_stream(monkeypatch: pytest.MonkeyPatch,
+                                                                     fail_first: bool) -> None:
+    fetch, watch, calls = fake_api(
+        pages=[[obj("Service", "web", 1)]],
+        watches=[
+            [{"type": "MODIFIED", "object": obj("Service", "web", 6)},
+             {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "7"}}}],  # then the connection drops
+            [{"type": "ADDED", "object": obj("Service", "late", 8, site="late")}],
+        ], fail_first=fail_first)
+    monkeypatch.setattr(reflector, "fetch_objs", fetch)
+    monkeypatch.setattr(reflector, "watch_objs", watch)
     monkeypatch.setattr(reflector.random, "random", lambda: 0.0)
     monkeypatch.setattr(reflector.asyncio, "sleep", _fast_sleep)
     cache = cache_with(obj("Service", "stale", 1, site="stale"))
     observed: list[tuple[str | None, str]] = []
-    swept: list[set[tuple[str, str]]] = []
 
     def observe(kind: kinds.Kind, event: str | None, body: dict[str, Any]) -> None:
         observed.append((event, body["metadata"]["resourceVersion"]))
         cache.observe(kind, event, body)
 
-    def sweep(kind: kinds.Kind, namespace: str | None, listed: set[tuple[str, str]]) -> None:
-        swept.append(cache.sweep(kind, namespace, listed))
+    def sweep(kind: kinds.Kind, namespace: str | None, listed: set[tuple[str, str]], version: int) -> None:
+        assert version == 5
+        cache.sweep(kind, namespace, listed, version)
 
     async def run() -> None:
         informers = reflector.Informers(kopf.OperatorSettings(), [kinds.SERVICE], (), observe, sweep)
         informers.start()
         await asyncio.wait_for(informers.synced(), timeout=5)
-        assert informers.is_synced()
+        for _ in range(100):
+            if ("ADDED", "8") in observed:
+                break
+            await _real_sleep(0.01)
         await informers.stop()
 
     asyncio.run(run())
-    assert observed == [(None, "1"), ("MODIFIED", "2")], "bookmarks are not objects"
-    assert swept == [{("ns", "stale")}], "the listing did not hold it: it was deleted while we were not looking"
-    assert calls["n"] == (2 if fail_first else 1)
+    assert observed == [(None, "1"), ("MODIFIED", "6"), ("ADDED", "8")], "bookmarks are not objects"
+    assert cache.child("Service", "ns", "stale", "stale") is None, "deleted while we were not looking"
+    assert calls["lists"] == (2 if fail_first else 1), "a dropped watch resumes; it does not re-list"
+    assert calls["since-5"] == 1 and calls["since-7"] == 1, "resumed from the last version seen (the bookmark)"
 
 
 _real_sleep = asyncio.sleep
@@ -292,3 +310,23 @@ def test_sites_gauge_counts_each_site_once(ready: str) -> None:
     assert gauge.counts[ready] == 1 and gauge.counts["Unknown"] == 1
     gauge.set(("ns", "a"), None)
     assert gauge.counts[ready] == 0
+
+
+def test_an_expired_watch_means_a_new_listing(monkeypatch: pytest.MonkeyPatch) -> None:
+    fetch, watch, calls = fake_api(pages=[[obj("Service", "web", 1)]],
+                                   watches=[[{"type": "ERROR", "object": {"code": 410, "message": "too old"}}], []])
+    monkeypatch.setattr(reflector, "fetch_objs", fetch)
+    monkeypatch.setattr(reflector, "watch_objs", watch)
+
+    async def run() -> None:
+        informers = reflector.Informers(kopf.OperatorSettings(), [kinds.SERVICE], (),
+                                        lambda *_: None, lambda *_: None)
+        informers.start()
+        for _ in range(200):
+            if calls["lists"] >= 2:
+                break
+            await asyncio.sleep(0.01)
+        await informers.stop()
+
+    asyncio.run(run())
+    assert calls["lists"] == 2

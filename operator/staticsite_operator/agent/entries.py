@@ -13,7 +13,7 @@ import binascii
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import pydantic
 
 from ..api import models
 from ..core import pool as pl
+from ..core import poolconf
 from ..core.render import config_key
 
 _REVISION = re.compile(r"^[0-9a-f]{64}$")
@@ -38,6 +39,8 @@ class Entry:
     order: int           # resourceVersion: the newest entry of a site wins
     spec: models.StaticSiteSpec
     hosts: tuple[str, ...]
+    # The revision's `_redirects`/`_headers`: their rules are part of its server block.
+    routing_files: dict[str, bytes] = field(default_factory=dict, compare=False)
 
 
 def site_of(body: dict[str, Any]) -> str | None:
@@ -63,16 +66,19 @@ def parse(body: dict[str, Any]) -> Entry:
         raise InvalidEntry(f"entry {meta.get('name')!r} does not match its site or revision")
     if not hosts or not all(re.fullmatch(models.DOMAIN_PATTERN, h) for h in hosts) or spec.content.inline is None:
         raise InvalidEntry(f"entry {meta.get('name')!r}: a shared site has inline content and at least one host")
-    return Entry(str(meta.get("name")), site, revision, int(meta.get("resourceVersion") or 0), spec, hosts)
+    entry = Entry(str(meta.get("name")), site, revision, int(meta.get("resourceVersion") or 0), spec, hosts)
+    return replace(entry, routing_files=files(entry, body, only=poolconf.ROUTING_FILES))
 
 
-def files(entry: Entry, body: dict[str, Any]) -> dict[str, bytes]:
-    """The revision's files by validated path."""
+def files(entry: Entry, body: dict[str, Any], only: frozenset[str] | None = None) -> dict[str, bytes]:
+    """The revision's files by validated path (those named in `only`, if given)."""
     data, binary = body.get("data") or {}, body.get("binaryData") or {}
     inline = entry.spec.content.inline
     assert inline is not None
     out: dict[str, bytes] = {}
     for f in inline.files:
+        if only is not None and f.path not in only:
+            continue
         key = config_key(f.path)
         try:
             out[f.path] = data[key].encode() if key in data else base64.b64decode(binary[key], validate=True)

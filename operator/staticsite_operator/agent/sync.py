@@ -129,7 +129,7 @@ class Syncer:
             try:
                 block = poolconf.site_server_block(
                     entry.spec, key=site, root=str(self.layout.revision(site, entry.revision)), hosts=entry.hosts,
-                    listen=self.listen)
+                    listen=self.listen, files=entry.routing_files)
             except ValueError as exc:
                 self._reject(n, site, entry, str(exc))
                 continue

@@ -30,6 +30,8 @@ CHECKSUM_MISMATCH = "ChecksumMismatch"     # Degraded=True: the archive's SHA-25
 FETCH_FAILED = "FetchFailed"               # Degraded=True: the init container could not fetch the content
 REVISION_NOT_FOUND = "RevisionNotFound"    # Degraded=True: the pinned commit is not on the server (init exit 43)
 AUTHENTICATION_FAILED = "AuthenticationFailed"  # Degraded=True: the server refused the token (init exit 44)
+ROUTING_FAILED = "RoutingFailed"           # Degraded=True: a fetched site's nginx.conf could not be made or checked
+ROUTING_FILE_INVALID = "RoutingFileInvalid"  # Degraded=True: lines of _redirects/_headers skipped; the site serves
 
 # The platform's policy (core.policy): a spec that breaks it is not applied at all; the
 # site keeps what it served before. Admission refuses the same specs when the chart's

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..api import conditions as c
+from . import hostfiles
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,10 @@ PRECEDENCE: tuple[str, ...] = (
     c.AUTHENTICATION_FAILED,
     c.FETCH_FAILED,
     c.POOL_REJECTED,
+    c.ROUTING_FAILED,
     c.NOT_RESOLVED,
     c.DEADLINE_EXCEEDED,
+    c.ROUTING_FILE_INVALID,  # last: the site serves, without the lines named
 )
 
 
@@ -58,3 +61,12 @@ def most_severe(problems: Iterable[Problem | None]) -> Problem | None:
     found = [p for p in problems if p is not None]
     rank = {reason: i for i, reason in enumerate(PRECEDENCE)}
     return min(found, key=lambda p: rank.get(p.reason, len(PRECEDENCE)), default=None)
+
+
+SKIPPED = "lines of the content's _redirects/_headers are skipped (file:line: why):"
+
+
+def routing_file_problem(found: tuple[hostfiles.LineProblem, ...]) -> Problem:
+    """Lines of inline content's _redirects/_headers that are not honoured: the site serves
+    without them (on either tier), and says which."""
+    return Problem(c.ROUTING_FILE_INVALID, f"{SKIPPED} {hostfiles.summary(found)}")

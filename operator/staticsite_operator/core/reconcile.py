@@ -26,12 +26,12 @@ import pydantic
 
 from ..api import conditions as c
 from ..api import models
-from . import domains, drift, events, kinds, problems, render, sharedsite, snapshot, status
+from . import domains, drift, events, hostfiles, kinds, problems, render, sharedsite, snapshot, status
 from . import labels as lbl
 from .events import Changes
 from .policy import Policy
 from .ports import ApiError, Client, Obj, RefResolver, TokenUnavailable, View
-from .problems import Problem
+from .problems import SKIPPED, Problem, routing_file_problem
 from .revisions import Revisions
 from .shared import Mover
 
@@ -40,6 +40,15 @@ log = logging.getLogger(__name__)
 
 # A cluster out of Service addresses: not the site's fault, and not worth hammering.
 ALLOCATION_RETRY = 60.0
+
+
+@dataclass(frozen=True)
+class _Verified:
+    inputs: tuple[Any, ...]
+    checksum: str
+    content_hash: str
+    children: dict[tuple[str, str], str]  # (kind, name) -> fingerprint when found in sync
+    problems: tuple[hostfiles.LineProblem, ...]  # lines of _redirects/_headers not honoured
 
 
 class _Taken(Exception):
@@ -90,6 +99,7 @@ class Reconciler:
         self._clock = clock
         self._lock = threading.Lock()
         self._rolling: dict[tuple[str, str], float] = {}  # site -> when its rollout's progress began
+        self._verified: dict[tuple[str, str], _Verified] = {}
         self.client = client
         self.images = images or render.Images()
         self.policy = policy or Policy(default_image=self.images.nginx)
@@ -105,6 +115,7 @@ class Reconciler:
             self.revisions.forget(namespace, name)
             with self._lock:
                 self._rolling.pop((namespace, name), None)
+                self._verified.pop((namespace, name), None)
             return Outcome(None, None)
         previous: dict[str, Any] | None = site.get("status")
         changes = Changes()
@@ -115,17 +126,29 @@ class Reconciler:
             return Outcome(*sharedsite.reconcile_shared(self, site, spec, previous))
         source, grant = Source(None, None, None), domains.Grant((), None)
         rendered, render_problem, sync_problem, fetch_problem = None, None, None, None
+        verified = False
         if spec is not None and policy_problem is None:
             source = self._source(site, spec)
             grant = self._grant(site, spec)
-            rendered, render_problem = self._render(site, spec, source.revision, grant.hosts)
+            inputs = (site["metadata"]["uid"], site["metadata"].get("generation"), source.revision, grant.hosts)
+            # While a move back from a pool is under way, what is synced follows the
+            # Deployment's progress, not the inputs: no memo then.
+            rendered = None if self.view.site_pool_objects(namespace, name) else \
+                self._still_verified(namespace, name, inputs)
+            verified = rendered is not None
+            if rendered is None:
+                rendered, render_problem = self._render(site, spec, source.revision, grant.hosts)
+        file_problem = routing_file_problem(rendered.problems) if rendered and rendered.problems else None
         moved_back = None
         if rendered is not None and spec is not None:
             if spec.gateway is not None and not self.gateway_api:
                 render_problem = Problem(c.GATEWAY_API_UNAVAILABLE, "spec.gateway: this cluster serves no Gateway "
                                                                     "API (gateway.networking.k8s.io/v1 HTTPRoute)")
             back = sharedsite.Return(self, site, spec, rendered)  # from a pool: routing waits for the Deployment
-            sync_problem = self._sync(site, back.to_sync(rendered), changes)
+            if not verified:
+                sync_problem = self._sync(site, back.to_sync(rendered), changes)
+                if sync_problem is None and not back.left:
+                    self._verify(namespace, name, inputs, rendered)
             moved_back = back.after_sync(sync_problem is None)
             fetch_problem = self._fetch_problem(namespace, name, rendered.checksum)
 
@@ -135,13 +158,13 @@ class Reconciler:
             content_hash=rendered.content_hash if rendered else None,
             deployment=self.view.child("Deployment", namespace, name, name),
             problem=problems.most_severe([parse_problem, policy_problem, sync_problem, render_problem,
-                                          grant.problem, source.problem, fetch_problem]),
+                                          grant.problem, source.problem, fetch_problem, file_problem]),
             revision=source.revision if rendered else (previous or {}).get("revision"),
             hosts=grant.hosts if rendered else None,
         ), previous)
         if rendered is not None and sync_problem is None:
             ready = (status.condition(new, c.READY) or {}).get("status") == "True"
-            self._prune(site, rendered, changes, rolled_out=ready)
+            self._prune(site, rendered.wanted, changes, rolled_out=ready)
         wait = self._quiet_rollout(namespace, name, new)
         if wait is None and not status.same(previous, new):
             self.view.wrote(self.client.patch_status(namespace, name, new))
@@ -166,6 +189,35 @@ class Reconciler:
             started = self._rolling.setdefault(key, self._clock())
         left = self.quiet_rollout - (self._clock() - started)
         return left if left > 0 else None
+
+    # --- what was verified in sync, to skip render on a pass that changes nothing ------------
+    def _still_verified(self, namespace: str, name: str, inputs: tuple[Any, ...]) -> render.Rendered | None:
+        """The rendered result of an earlier pass, if nothing it depends on has changed: the
+        same inputs (the spec's generation, the commit, the domains granted), and the same
+        children, each as it was when found in sync. Most passes are of this kind (a
+        Deployment's status moving during a rollout), and render is most of their cost."""
+        with self._lock:
+            memo = self._verified.get((namespace, name))
+        if memo is None or memo.inputs != inputs:
+            return None
+        live = {(c["kind"], c["metadata"]["name"]): c for c in self.view.children(namespace, name)}
+        if not memo.children.keys() <= live.keys() or any(
+                snapshot.fingerprint(live[key]) != print_ for key, print_ in memo.children.items()):
+            return None
+        return render.Rendered(objects=[], content_hash=memo.content_hash, checksum=memo.checksum,
+                               problems=memo.problems, names=frozenset(memo.children))
+
+    def _verify(self, namespace: str, name: str, inputs: tuple[Any, ...], rendered: render.Rendered) -> None:
+        """Remember the wanted children as they are now that they are in sync (after our writes)."""
+        wanted = rendered.wanted
+        children = {(c["kind"], c["metadata"]["name"]): snapshot.fingerprint(c)
+                    for c in self.view.children(namespace, name) if (c["kind"], c["metadata"]["name"]) in wanted}
+        with self._lock:
+            if wanted == children.keys():
+                self._verified[namespace, name] = _Verified(inputs, rendered.checksum, rendered.content_hash,
+                                                            children, rendered.problems)
+            else:
+                self._verified.pop((namespace, name), None)
 
     # --- stages ------------------------------------------------------------------
     def _source(self, site: Obj, spec: models.StaticSiteSpec) -> Source:
@@ -259,12 +311,11 @@ class Reconciler:
         self._taken.discard(key)
         return self.client.apply(obj)
 
-    def _prune(self, site: Obj, rendered: render.Rendered, changes: Changes, *, rolled_out: bool) -> None:
+    def _prune(self, site: Obj, wanted: frozenset[tuple[str, str]], changes: Changes, *, rolled_out: bool) -> None:
         """Delete the children the spec no longer asks for (the Ingress of a site without
         domains), only ours, by UID; and a superseded revision's ConfigMap once the new
         revision is rolled out (until then, the old pods mount it)."""
         meta = site["metadata"]
-        wanted = {(o["kind"], o["metadata"]["name"]) for o in rendered.objects}
         prunable = {k.kind for k in kinds.PRUNABLE}
         versioned = {k.kind for k in kinds.VERSIONED}
         for child in self.view.children(meta["namespace"], meta["name"]):
@@ -282,6 +333,8 @@ class Reconciler:
         """A pod of the current revision whose init container failed to fetch the content."""
         for failure in self.view.fetch_failures(namespace, name):
             if failure.get("checksum") == checksum:
+                if failure["reason"] == c.ROUTING_FILE_INVALID:  # the pod serves, without these lines
+                    return Problem(c.ROUTING_FILE_INVALID, f"{SKIPPED} {failure['message']}")
                 return Problem(failure["reason"], f"pod {failure['name']}: {failure['message']}; "
                                                   "the previous pods keep serving")
         return None

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..api import conditions as c
 from ..api import models
-from . import events, kinds, render, snapshot, status
+from . import events, hostfiles, kinds, render, snapshot, status
 from . import labels as lbl
 from . import pool as pl
 from .events import Changes
 from .ports import ApiError, Obj
-from .problems import Problem, most_severe
+from .problems import Problem, most_severe, routing_file_problem
 from .shared import ROUTING_KINDS, admit, conditions, delete, pool_replicas, serving
 
 if TYPE_CHECKING:
@@ -101,13 +101,20 @@ def reconcile_shared(r: Reconciler, site: Obj, spec: models.StaticSiteSpec,
     ready = pool_ready and routed
     message = (f"{srv.current}/{want} pool replicas serve revision {entry.revision[:12]}" if ready or srv.any_served
                else f"waiting for pool {pool_name!r} to serve the site")
-    problem = most_severe([sync_problem, grant.problem,
+    problem = most_severe([sync_problem, grant.problem, _file_problem(spec),
                            Problem(c.POOL_REJECTED, srv.rejected + "; the pool keeps serving the site's last "
                                                    "good revision") if srv.rejected else None])
     new = _status(name, namespace, meta.get("generation", 0), spec, grant.hosts, previous,
                   (ready, c.AVAILABLE if ready else c.ROLLING_OUT, message), problem, entry,
                   srv, entry.revision if pool_ready else (previous or {}).get("poolRevision"))
     return _finish(r, site, previous, new, changes, recheck)
+
+
+def _file_problem(spec: models.StaticSiteSpec) -> Problem | None:
+    """Lines of the content's _redirects/_headers the agent skips: it parses them as
+    nginxconf does for a dedicated pod, so the lines are the ones named here."""
+    parsed = hostfiles.parse_site(render.host_files(spec.content.inline), spec.routing.semantics)
+    return routing_file_problem(parsed.problems) if parsed.problems else None
 
 
 def _ensure(r: Reconciler, obj: Obj, pool_obj: Obj, changes: Changes, *, created: bool) -> Problem | None:

@@ -122,25 +122,32 @@ def compute(obs: Observed, previous: dict[str, Any] | None) -> dict[str, Any]:
 
 # The fetch scripts' exit codes (templates/fetch-*.sh).
 _FETCH_EXIT_REASONS = {42: c.CHECKSUM_MISMATCH, 43: c.REVISION_NOT_FOUND, 44: c.AUTHENTICATION_FAILED}
+# The init containers of a pod that fetches its content, in the order they run.
+_INIT_CONTAINERS = ("fetch", "routes", "check")
 
 
 def fetch_failure(pod_status: dict[str, Any]) -> dict[str, str] | None:
-    """Why a pod's `fetch` init container failed, from what the kubelet reported; None if it did not.
+    """Why a pod's init containers failed to prepare its content, from what the kubelet
+    reported; None if they did not. Also the lines of the content's _redirects/_headers that
+    the `routes` container skipped (it succeeds, and the pod serves without them).
 
     fetch-archive.sh exits 42 on a checksum mismatch, fetch-git.sh 43 when the commit is
     not on the server and 44 when authentication fails; anything else is a fetch failure.
-    The message is the container's termination message (its last log lines).
+    `routes` (siteconf.py) or `check` (nginx -t) failing is RoutingFailed. The message is
+    the container's termination message (its last log lines).
     """
-    for cs in pod_status.get("initContainerStatuses") or []:
-        if cs.get("name") != "fetch":
-            continue
+    statuses = {cs.get("name"): cs for cs in pod_status.get("initContainerStatuses") or []}
+    for name in _INIT_CONTAINERS:
+        cs = statuses.get(name) or {}
         for state in (cs.get("state") or {}, cs.get("lastState") or {}):
             term = state.get("terminated") or {}
             code = term.get("exitCode", 0)
+            message = (term.get("message") or "").strip()[-500:]
             if code:
-                reason = _FETCH_EXIT_REASONS.get(code, c.FETCH_FAILED)
-                message = (term.get("message") or "").strip()[-500:] or f"exit code {code}"
-                return {"reason": reason, "message": message}
+                reason = _FETCH_EXIT_REASONS.get(code, c.FETCH_FAILED) if name == "fetch" else c.ROUTING_FAILED
+                return {"reason": reason, "message": message or f"{name}: exit code {code}"}
+            if name == "routes" and term and message:
+                return {"reason": c.ROUTING_FILE_INVALID, "message": message}
     return None
 
 

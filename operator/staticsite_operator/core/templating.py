@@ -35,10 +35,13 @@ def to_json(value: Any) -> str:
     return _NON_ASCII.sub(_escape_char, json.dumps(value, sort_keys=True, ensure_ascii=False))
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _nginx_escape(text: str) -> str:
     # Inside "..." nginx's parser unescapes \" and \\ (and \t \r \n), nothing else.
     # Control characters never get here (rejected by the models); refuse them anyway.
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+    if _CONTROL.search(text):
         raise ValueError(f"control character in nginx string: {text!r}")
     return text.replace("\\", "\\\\").replace('"', '\\"')
 

@@ -41,6 +41,13 @@ def pack(body: Any) -> str:
     return json.dumps(snapshot.snapshot(body), separators=(",", ":"))
 
 
+def _older(version: str, than: int) -> bool:
+    try:
+        return int(version) <= than
+    except ValueError:
+        return True
+
+
 def claimed_domains(body: Any) -> frozenset[str]:
     """A site being deleted has let go of its domains."""
     if (body.get("metadata") or {}).get("deletionTimestamp"):
@@ -90,15 +97,20 @@ class Cache:
             self._link(key, (namespace, site) if site else None)
             return {(namespace, site)} if site else set()
 
-    def sweep(self, kind: kinds.Kind, namespace: str | None, listed: set[Key]) -> set[Key]:
-        """After a (re-)listing: drop what the listing no longer holds (deleted meanwhile)."""
+    def sweep(self, kind: kinds.Kind, namespace: str | None, listed: set[Key], version: int) -> set[Key]:
+        """After a (re-)listing at `version`: drop what it no longer holds (deleted meanwhile).
+
+        Only what is older than the listing: an object created (or written by us) after
+        the listing's snapshot is not in it, yet exists; the watch that follows brings it.
+        """
         with self._lock:
             if kind.kind == POD:
                 gone = [(POD, ns, pod) for (ns, _site), pods in self._failures.items() for pod in pods
                         if (namespace is None or ns == namespace) and (ns, pod) not in listed]
             else:
-                gone = [key for key in self._objects if key[0] == kind.kind
-                        and (namespace is None or key[1] == namespace) and (key[1], key[2]) not in listed]
+                gone = [key for key, (rv, _) in self._objects.items() if key[0] == kind.kind
+                        and (namespace is None or key[1] == namespace) and (key[1], key[2]) not in listed
+                        and _older(rv, version)]
         affected: set[Key] = set()
         for k, ns, name in gone:
             affected |= self.remove(k, ns, name)

@@ -1,8 +1,9 @@
-"""Reflectors: kopf's watch streams, run straight into the operator's cache.
+"""Reflectors: kopf's list and watch requests, run straight into the operator's cache.
 
-One reflector per watched kind (and namespace): it lists, then watches, through kopf's
-own informer stream (`infinite_watch`: paged lists, bookmarks, reconnects, inactivity
-timeouts, re-lists after "410 Gone"), and hands every event to the cache at once.
+One reflector per watched kind (and namespace): it lists (kopf's `fetch_objs`: paged,
+with the server-side label selectors of runtime.settings), then watches from the
+listing's resourceVersion (kopf's `watch_objs`: bookmarks, reconnects, inactivity and
+server timeouts), re-lists after "410 Gone", and hands every event to the cache at once.
 
 Why not kopf's handlers and indexes: kopf gives every listed object its own worker, and
 with indexes holds each one (its body, queue and locks) until every kind is indexed;
@@ -14,7 +15,9 @@ What the indexes gave us, the reflector gives back:
   controller starts only once every kind is in the cache (a restart never mistakes a
   not-yet-listed child for a missing one);
 - deletions that happened while the stream was down: after each (re-)listing, every
-  cached object of this stream that the listing did not contain is dropped.
+  cached object of this stream that the listing did not contain, and that is older than
+  the listing (a paged list is a snapshot: what was created since is not in it, and the
+  watch brings it), is dropped.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from kopf._cogs.clients.watching import Bookmark, infinite_watch
+from kopf._cogs.clients.fetching import fetch_objs
+from kopf._cogs.clients.watching import watch_objs
 from kopf._cogs.structs.references import NamespaceName, Resource
 
 from ..core import kinds
@@ -33,9 +37,10 @@ from ..core import kinds
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # namespace, name
-# observe(kind, event type or None for a listed object, body) and sweep(kind, namespace, keys seen)
+# observe(kind, event type or None for a listed object, body), and
+# sweep(kind, namespace, keys listed, the listing's resourceVersion)
 Observe = Callable[[kinds.Kind, str | None, dict[str, Any]], None]
-Sweep = Callable[[kinds.Kind, str | None, set[Key]], None]
+Sweep = Callable[[kinds.Kind, str | None, set[Key], int], None]
 
 
 def resource_of(kind: kinds.Kind) -> Resource:
@@ -71,26 +76,49 @@ class Reflector:
                 await asyncio.sleep(delay)
 
     async def _stream(self) -> None:
-        seen: set[Key] = set()
         resource = resource_of(self.kind)
         namespace = NamespaceName(self.namespace) if self.namespace is not None else None
-        async for event in infinite_watch(settings=self.settings, resource=resource, namespace=namespace):
-            if event is Bookmark.LISTED:
-                self._sweep(self.kind, self.namespace, seen)
-                seen = set()
-                self.failures = 0
-                self.listed.set()
-                continue
-            if not isinstance(event, dict):
-                continue
-            raw: dict[str, Any] = dict(event)
-            kind, body = raw.get("type"), dict(raw.get("object") or {})
-            if kind == "BOOKMARK":
-                continue
-            if kind is None:  # part of a listing
-                meta: dict[str, Any] = body.get("metadata") or {}
-                seen.add((meta.get("namespace", ""), meta.get("name", "")))
-            self._observe(self.kind, kind, body)
+        never: asyncio.Future[None] = asyncio.get_running_loop().create_future()  # kopf's "paused" signal
+        while True:
+            listed: set[Key] = set()
+            version = ""
+            async for chunk, page_version in fetch_objs(settings=self.settings, resource=resource,
+                                                        namespace=namespace, logger=log):
+                version = page_version  # the same on every page: the listing's snapshot
+                for item in chunk:
+                    listed_body: dict[str, Any] = dict(item)
+                    meta = listed_body.get("metadata") or {}
+                    listed.add((meta.get("namespace", ""), meta.get("name", "")))
+                    self._observe(self.kind, None, listed_body)
+            self._sweep(self.kind, self.namespace, listed, _int(version))
+            self.failures = 0
+            self.listed.set()
+            # Watch from the listing on; a dropped connection resumes where it was, and only
+            # "410 Gone" (that version is compacted away) needs a new listing.
+            while True:
+                gone = False
+                async for raw in watch_objs(settings=self.settings, resource=resource, namespace=namespace,
+                                            since=version, operator_pause_waiter=never):
+                    event: dict[str, Any] = dict(raw)
+                    kind, body = event.get("type"), dict(event.get("object") or {})
+                    if kind == "ERROR":
+                        if body.get("code") == 410:
+                            gone = True
+                            break
+                        raise RuntimeError(f"watch error: {body.get('message', body)}")
+                    version = (body.get("metadata") or {}).get("resourceVersion", version)
+                    if kind in ("ADDED", "MODIFIED", "DELETED"):
+                        self._observe(self.kind, kind, body)
+                if gone:
+                    log.debug("re-listing %r: its watch expired", self)
+                    break
+
+
+def _int(version: str) -> int:
+    try:
+        return int(version)
+    except ValueError:
+        return 0
 
 
 class Informers:
