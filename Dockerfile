@@ -47,12 +47,16 @@ ENTRYPOINT ["staticsite-operator"]
 # agent (python -m staticsite_operator.agent) and nginx in one container, nginx the
 # agent's child: the agent runs `nginx -t` on each new configuration and signals the
 # master to reload, so both need the binary and one process namespace. Debian's
-# nginx-light (1.22 on bookworm), which the tests also run.
+# nginx-light (1.22 on bookworm), which the tests also run. A base that has nginx already
+# (hack/images.sh builds this target on one, since its Debian bases have no apt) is kept.
 FROM operator AS pool
 USER 0:0
 # hadolint ignore=DL3008
-RUN apt-get update \
- && apt-get install -y --no-install-recommends nginx-light \
- && rm -rf /var/lib/apt/lists/* /var/log/nginx /var/lib/nginx
+RUN if ! command -v nginx >/dev/null; then \
+      apt-get update \
+      && apt-get install -y --no-install-recommends nginx-light \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi \
+ && rm -rf /var/log/nginx /var/lib/nginx
 USER 65532:65532
 ENTRYPOINT ["python", "-m", "staticsite_operator.agent"]
