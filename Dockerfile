@@ -59,4 +59,6 @@ RUN if ! command -v nginx >/dev/null; then \
     fi \
  && rm -rf /var/log/nginx /var/lib/nginx
 USER 65532:65532
+# By path: a base image made from a root filesystem may have no PATH to find it by.
+ENV STATICSITE_NGINX=/usr/sbin/nginx
 ENTRYPOINT ["python", "-m", "staticsite_operator.agent"]
