@@ -76,6 +76,12 @@ def pool_pods(cluster: Cluster, pool_ns: str) -> list[dict[str, Any]]:
     return kit.ready_pods(cluster, pool_ns, POOL_SELECTOR)
 
 
+def pod_ip(pod: dict[str, Any]) -> str:
+    ip: str = pod["status"]["podIP"]
+    assert ip.startswith("100.96."), f"pod IP {ip} is outside the real node's pod range 100.96.0.0/16"
+    return ip
+
+
 def pool_ip(cluster: Cluster, pool_ns: str) -> str:
     return kit.cluster_ip(cluster, pool_ns, f"pool-{POOL}")
 
@@ -179,7 +185,7 @@ class Loop(threading.Thread):
 
 def served_everywhere(cluster: Cluster, pool_ns: str, host: str, body: str) -> bool:
     pods = pool_pods(cluster, pool_ns)
-    return len(pods) == 2 and all(get(p["status"]["podIP"], 8080, host, "/").body == body for p in pods)
+    return len(pods) == 2 and all(get(pod_ip(p), 8080, host, "/").body == body for p in pods)
 
 
 def test_an_update_goes_live_on_every_pod_without_a_failed_request(cluster: Cluster, setup: Setup) -> None:
@@ -205,8 +211,8 @@ def test_deleting_a_pool_pod_loses_no_site(cluster: Cluster, setup: Setup) -> No
                  and len(pool_pods(cluster, setup.pool_ns)) == 2, timeout=120, what="a replacement pool pod, Ready")
         # The replacement serves both sites the moment it is Ready (readiness waits for the full sync).
         new = [p for p in pool_pods(cluster, setup.pool_ns) if p["metadata"]["name"] not in before]
-        assert get(new[0]["status"]["podIP"], 8080, B_HOST, "/").body == "B HOME"
-        assert get(new[0]["status"]["podIP"], 8080, A_HOST, "/").body in ("A ONE", "A TWO")
+        assert get(pod_ip(new[0]), 8080, B_HOST, "/").body == "B HOME"
+        assert get(pod_ip(new[0]), 8080, A_HOST, "/").body in ("A ONE", "A TWO")
         time.sleep(5)
     assert set(loop.outcomes) == {"B HOME"}, f"failed requests while a pool pod was replaced: {dict(loop.outcomes)}"
 

@@ -52,13 +52,19 @@ def agent(cluster: Cluster, namespace: str, pool: dict[str, Any]) -> Iterator[Ag
 def test_many_sites_are_served_by_host_and_reported(cluster: Cluster, pool: dict[str, Any], agent: Agent) -> None:
     objs = [entry(pool, "tenant", f"s{i}", {"index.html": f"site {i}", "about.html": f"about {i}"},
                   (f"s{i}.example.test",), routing={"cleanUrls": True}) for i in range(120)]
+    started = time.monotonic()
     apply_all(cluster, objs)
+    arriving = time.monotonic() - started
     wait_served(cluster, agent, {f"tenant.s{i}": revision(o) for i, o in enumerate(objs)})
     for i in range(120):
         assert agent.get(f"s{i}.example.test") == (200, f"site {i}".encode())
         assert agent.get(f"s{i}.example.test", "/about") == (200, f"about {i}".encode())
     assert agent.get("unknown.example.test")[0] == 404
-    assert agent.generation() <= 3, "120 sites arrived as one listing or a few batches, not 120 reloads"
+    # One batch at least every STATICSITE_POOL_MAX_DELAY_SECONDS (2) while entries keep
+    # arriving (a loaded machine takes seconds to create 120), then one for the rest.
+    batches = min(12, 2 + int(arriving / 2.0))
+    assert agent.generation() <= batches, (f"120 sites arriving over {arriving:.1f} s became "
+                                           f"{agent.generation()} reloads, not at most {batches}")
 
 
 def test_switches_are_atomic_under_a_steady_request_loop(cluster: Cluster, pool: dict[str, Any], agent: Agent) -> None:
