@@ -78,7 +78,7 @@ def pool_pods(cluster: Cluster, pool_ns: str) -> list[dict[str, Any]]:
 
 def pod_ip(pod: dict[str, Any]) -> str:
     ip: str = pod["status"]["podIP"]
-    assert ip.startswith("100.96."), f"pod IP {ip} is outside the real node's pod range 100.96.0.0/16"
+    assert ip.startswith("100.96.0."), f"pod IP {ip} is outside the real node's pod range 100.96.0.0/24"
     return ip
 
 
