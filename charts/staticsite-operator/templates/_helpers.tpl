@@ -94,16 +94,16 @@ runs the operator under exactly these rules and checks what it can and cannot do
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, list, watch, create, patch, delete]
-# A site's Service and Deployment are deleted when it moves to the shared tier; a pool's
-# when the pool moves to another namespace.
+# Deleting a Service or Deployment is needed only with pools: a site's when it moves to
+# the shared tier, a pool's when the pool moves to another namespace. Without pools the
+# garbage collector removes them with their site.
 - apiGroups: [""]
   resources: [services]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [get, list, watch, create, patch{{ if .Values.pools.enabled }}, delete{{ end }}]
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, list, watch, create, patch, delete]
-# The shared tier: a pool's autoscaler, and Gateway API routing for both tiers (watched
-# only where the cluster serves these kinds). Deleted when no longer wanted.
+  verbs: [get, list, watch, create, patch{{ if .Values.pools.enabled }}, delete{{ end }}]
+# The shared tier: a pool's autoscaler (watched only where the cluster serves it).
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
   verbs: [get, list, watch, create, patch, delete]
