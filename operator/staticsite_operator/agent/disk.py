@@ -27,7 +27,11 @@ class Layout:
         self.tmp = self.root / "tmp"
         for path in (self.root, self.sites, self.gens, self.check, self.tmp):
             path.mkdir(parents=True, exist_ok=True)
-            path.chmod(0o755)
+            # nginx's workers may run as another user (tests run as root). A mount point
+            # that is not ours (the pool pod's emptyDir, root's, open to its fsGroup) is
+            # left as the kubelet made it: only its owner may chmod it.
+            if path.stat().st_uid == os.getuid():
+                path.chmod(0o755)
 
     def revision(self, site: str, revision: str) -> Path:
         return self.sites / site / revision
