@@ -29,7 +29,7 @@ RUN pip install --no-compile . \
  && python -m compileall -q /opt/venv/lib \
  && pip uninstall -y pip setuptools wheel
 
-FROM ${PYTHON_IMAGE}
+FROM ${PYTHON_IMAGE} AS operator
 LABEL org.opencontainers.image.title="staticsite-operator" \
       org.opencontainers.image.description="Static website hosting on Kubernetes (kopf operator)" \
       org.opencontainers.image.licenses="Apache-2.0"
@@ -42,3 +42,23 @@ USER 65532:65532
 # 8080: liveness (GET /healthz, on by default); 9090: Prometheus metrics.
 EXPOSE 8080 9090
 ENTRYPOINT ["staticsite-operator"]
+
+# The pool image (`make image-pool`, target `pool`): what a StaticSitePool's pods run. The
+# agent (python -m staticsite_operator.agent) and nginx in one container, nginx the
+# agent's child: the agent runs `nginx -t` on each new configuration and signals the
+# master to reload, so both need the binary and one process namespace. Debian's
+# nginx-light (1.22 on bookworm), which the tests also run. A base that has nginx already
+# (hack/images.sh builds this target on one, since its Debian bases have no apt) is kept.
+FROM operator AS pool
+USER 0:0
+# hadolint ignore=DL3008
+RUN if ! command -v nginx >/dev/null; then \
+      apt-get update \
+      && apt-get install -y --no-install-recommends nginx-light \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi \
+ && rm -rf /var/log/nginx /var/lib/nginx
+USER 65532:65532
+# By path: a base image made from a root filesystem may have no PATH to find it by.
+ENV STATICSITE_NGINX=/usr/sbin/nginx
+ENTRYPOINT ["python", "-m", "staticsite_operator.agent"]

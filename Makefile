@@ -52,7 +52,8 @@ images: cluster-up ## Build the operator, nginx, fetcher and fixture images into
 .PHONY: dev crd lint fmt run
 crd: venv ## Regenerate crds/ and the chart's copy from models.py
 	cd operator && ../$(PY) -m staticsite_operator.api.crd > ../crds/staticsite.dev_staticsites.yaml
-	cp crds/staticsite.dev_staticsites.yaml charts/staticsite-operator/crds/ 2>/dev/null || true
+	cd operator && ../$(PY) -m staticsite_operator.api.crd pool > ../crds/staticsite.dev_staticsitepools.yaml
+	cp crds/staticsite.dev_staticsites.yaml crds/staticsite.dev_staticsitepools.yaml charts/staticsite-operator/crds/ 2>/dev/null || true
 
 dev: venv images ## Cluster + example sites served on 127.0.0.1, and the operator running here (Ctrl-C stops)
 	@hack/dev.sh $(PY)
@@ -82,8 +83,9 @@ test-e2e: venv tools ## The chart and sites on the real node, served by real ngi
 
 ##@ Benchmark
 .PHONY: bench
-bench: venv tools ## Convergence time, API writes and memory for 10, 100 and 1000 sites
+bench: venv tools nginx ## Convergence time, API writes and memory for 10, 100 and 1000 sites; then the shared tier at 1000
 	$(PY) -m bench $(BENCH_ARGS)
+	$(PY) -m bench.pool $(BENCH_POOL_ARGS)
 
 .PHONY: bench-serve
 bench-serve: venv nginx ## Serving speed of the rendered nginx.conf against hand-written nginx, 8 site shapes (~9 min)
@@ -93,9 +95,12 @@ bench-serve: venv nginx ## Serving speed of the rendered nginx.conf against hand
 	$(PY) -m bench.serve $(BENCH_SERVE_ARGS)
 
 ##@ Image
-.PHONY: image
+.PHONY: image image-pool
 image: cluster-up ## Build the operator image from the Dockerfile with BuildKit, into the real node (no Docker)
 	@hack/images.sh build operator
+
+image-pool: cluster-up ## Build the pool image (the Dockerfile's target pool: a StaticSitePool's agent and nginx) into the real node
+	@hack/images.sh build pool
 
 ##@ Help
 .PHONY: help

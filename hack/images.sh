@@ -8,8 +8,10 @@
 #
 # Images (hack/images/NAME/): pause (the pod sandbox), nginx and fetcher (site pods),
 # fixture (the e2e tests' git and file server), python (the operator image's base, an OCI
-# layout only) and operator (the repo's Dockerfile). Every image but pause and operator
-# is a Debian root filesystem made by mmdebstrap, wrapped by a small Dockerfile.
+# layout only), operator (the repo's Dockerfile), poolbase (python with nginx-light, an OCI
+# layout only) and pool (the Dockerfile's target pool on poolbase: a StaticSitePool's agent
+# and nginx). Every image but pause, operator and pool is a Debian root filesystem made by
+# mmdebstrap, wrapped by a small Dockerfile.
 #
 # BuildKit runs with its containerd worker in containerd's k8s.io namespace: a built
 # image is at once an image the kubelet can run, with no export or import step.
@@ -25,7 +27,7 @@ root=$(cd "$hack_dir/.." && pwd)
 defs=$hack_dir/images
 work=$node_home/images              # build contexts, the python OCI layout, ref files
 BUILDKIT_SOCK=$node_run/buildkitd.sock
-ALL=(pause nginx fetcher fixture python operator)
+ALL=(pause nginx fetcher fixture python operator poolbase pool)
 PREFIX=staticsite.local
 
 ctr_k8s() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
@@ -36,9 +38,10 @@ inputs_hash() {
   {
     if [[ -d "$defs/$name" ]]; then (cd "$defs/$name" && find . -type f -print0 | sort -z | xargs -0 sha256sum); fi
     case $name in
-      python) cat /usr/local/share/ca-certificates/*.crt 2>/dev/null || true ;;
-      operator)
-        ref python
+      python | poolbase) cat /usr/local/share/ca-certificates/*.crt 2>/dev/null || true ;;&
+      operator) ref python ;;&
+      pool) echo pool; ref poolbase ;;&
+      operator | pool)
         (cd "$root" && sha256sum Dockerfile .dockerignore pyproject.toml README.md &&
           find operator -type f ! -path '*/__pycache__/*' ! -path '*.egg-info/*' -print0 | sort -z | xargs -0 sha256sum)
         ;;
@@ -59,7 +62,7 @@ present() {
   hash=$(inputs_hash "$name")
   [[ -f "$work/$name-$hash.ref" ]] || return 1
   r=$(cat "$work/$name-$hash.ref")
-  if [[ $name == python ]]; then [[ -f "$work/python-$hash/index.json" ]]; return; fi
+  if [[ $name == python || $name == poolbase ]]; then [[ -f "$work/$name-$hash/index.json" ]]; return; fi
   ctr_k8s images ls -q "name==$r" 2>/dev/null | grep -qx "$r"
 }
 
@@ -131,31 +134,33 @@ build_one() {
       gcc -static -O2 -o "$dir/pause" "$defs/pause/pause.c" || die "gcc -static failed: apt-get install gcc libc6-dev"
       cp "$defs/pause/Dockerfile" "$dir/"
       ;;
-    nginx | fetcher | fixture | python)
+    nginx | fetcher | fixture | python | poolbase)
       rootfs "$name" "$dir"
       cp -r "$defs/$name/." "$dir/"
       case $name in
         nginx) r=$PREFIX/nginx:$(debian_version "$dir" nginx)-$hash ;;
         fetcher) r=$PREFIX/fetcher:git-$(debian_version "$dir" git)-$hash ;;
         python) r=$PREFIX/python:$(debian_version "$dir" python3)-$hash ;;
+        poolbase) r=$PREFIX/poolbase:nginx-$(debian_version "$dir" nginx-light)-$hash ;;
       esac
       ;;
   esac
   buildkit_up
   log "$name: building $r"
   case $name in
-    python)
+    python | poolbase)
       buildctl_build "$dir" "$dir" "type=oci,dest=$dir/oci,tar=false"
       mv "$dir/oci"/* "$dir/" && rmdir "$dir/oci"
       ;;
-    operator)
-      local base base_dir digest
-      base=$(ref python); base_dir=$work/python-$(inputs_hash python)
+    operator | pool)
+      local base base_dir digest from=python
+      [[ $name == pool ]] && from=poolbase
+      base=$(ref $from); base_dir=$work/$from-$(inputs_hash $from)
       digest=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"])' \
         "$base_dir/index.json")
       buildctl_build "$root" "$root" "type=image,name=$r,unpack=true" \
         --oci-layout "pybase=$base_dir" --opt "context:$base=oci-layout://pybase@$digest" \
-        --opt "build-arg:PYTHON_IMAGE=$base"
+        --opt "build-arg:PYTHON_IMAGE=$base" --opt "target=$name"
       ;;
     *)
       buildctl_build "$dir" "$dir" "type=image,name=$r,unpack=true"
@@ -196,9 +201,10 @@ build() {
   [[ ${#names[@]} -gt 0 ]] || names=("${ALL[@]}")
   mkdir -p "$work"
   for name in "${names[@]}"; do
-    [[ -d "$defs/$name" || $name == operator ]] || die "no image named $name (known: ${ALL[*]})"
-    # The operator image is built on the python base: that comes first.
+    [[ -d "$defs/$name" || $name == operator || $name == pool ]] || die "no image named $name (known: ${ALL[*]})"
+    # The operator image is built on the python base, the pool image on poolbase: they come first.
     [[ $name == operator ]] && ! present python && build_one python
+    [[ $name == pool ]] && ! present poolbase && build_one poolbase
     if present "$name"; then
       [[ -n "${STATICSITE_IMAGES_QUIET:-}" ]] || log "$name: cached ($(ref "$name"))"
     else
@@ -222,7 +228,7 @@ env_lines() {
   build
   local name
   for name in "${ALL[@]}"; do
-    [[ $name == python ]] && continue
+    [[ $name == python || $name == poolbase ]] && continue
     echo "${name^^}_IMAGE=$(ref "$name")"
   done
 }

@@ -28,11 +28,13 @@ from .clients.egress import Guard
 from .clients.kube import Kube
 from .config import Config
 from .core import kinds, render
-from .core.reconcile import Reconciler
+from .core.poolreconcile import PoolReconciler
+from .core.reconcile import Outcome, Reconciler
 from .runtime import metrics
 from .runtime import settings as runtime_settings
 from .runtime.cache import Cache, Key
 from .runtime.controller import Controller
+from .runtime.poolindex import POOL_SCOPE
 from .runtime.reflector import Informers
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,16 @@ log = logging.getLogger(__name__)
 # What the operator watches: its sites, their children (by a server-side label selector),
 # and the pods of sites that fetch content (to report a failed fetch).
 WATCHED: list[kinds.Kind] = [kinds.STATICSITE, *kinds.CHILD_KINDS, kinds.POD]
+# The shared tier and the Gateway API: watched where the cluster serves them (the
+# StaticSitePool CRD installed; gateway.networking.k8s.io), as a missing kind would hold
+# the start barrier forever.
+OPTIONAL: list[kinds.Kind] = [kinds.STATICSITEPOOL, *kinds.GATEWAY_KINDS, kinds.HPA]
+
+
+def watched(kube: Kube) -> list[kinds.Kind]:
+    kept = [k for k in dict.fromkeys([*WATCHED, *OPTIONAL]) if k not in OPTIONAL or kube.served(k)]
+    log.info("optional kinds served: %s", ", ".join(k.kind for k in OPTIONAL if k in kept) or "none")
+    return kept
 
 
 @kopf.on.startup()
@@ -54,15 +66,26 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     def resolve_ref(url: str, ref: str, token: str | None) -> str:
         return gitremote.resolve_ref(url, ref, token=token, guard=guard)
 
+    kinds_watched = await asyncio.get_running_loop().run_in_executor(None, watched, kube)
     images = render.Images(config.nginx_image, config.fetcher_image, config.routes_image)
-    reconciler = Reconciler(cache, kube, resolve_ref, images, policy, quiet_rollout=config.quiet_rollout)
-    controller = Controller(reconciler.reconcile, config.workers)
+    reconciler = Reconciler(cache, kube, resolve_ref, images, policy,
+                            quiet_rollout=config.quiet_rollout, tier_move_grace=config.tier_move_grace,
+                            gateway_api=kinds.HTTPROUTE in kinds_watched)
+    pools = PoolReconciler(cache, kube, config.pool_image, config.namespaces)
+
+    def reconcile(namespace: str, name: str) -> Outcome:
+        if namespace == POOL_SCOPE:  # a StaticSitePool (cluster-scoped): runtime.poolindex.pool_key
+            pools.reconcile(name)
+            return Outcome(None, None)
+        return reconciler.reconcile(namespace, name)
+
+    controller = Controller(reconcile, config.workers)
 
     def queue(keys: set[Key]) -> None:
         for key in keys:
             controller.enqueue(key)
 
-    informers = Informers(settings, WATCHED, config.namespaces,
+    informers = Informers(settings, kinds_watched, config.namespaces,
                           observe=lambda kind, event, body: queue(cache.observe(kind, event, body)),
                           sweep=lambda kind, namespace, listed, version: queue(
                               cache.sweep(kind, namespace, listed, version)))

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from .api import models
+from .api import pool as pool_api
 from .core.policy import Policy, PolicyError
 
 
@@ -69,6 +70,14 @@ class Config(BaseModel):
         15.0, ge=0, le=600, alias="STATICSITE_QUIET_ROLLOUT_SECONDS",
         description="Seconds of a rollout during which its progress is not written to status: a rollout "
                     "done by then writes Ready only (one status write instead of two).")
+    pool_image: Annotated[str, _or_default(pool_api.DEFAULT_POOL_IMAGE)] = Field(
+        pool_api.DEFAULT_POOL_IMAGE, alias="STATICSITE_POOL_IMAGE",
+        description="Image of StaticSitePools that name none: the operator's image with nginx (Dockerfile "
+                    "target pool), which runs the pool's agent.")
+    tier_move_grace: float = Field(
+        30.0, ge=0, le=3600, alias="STATICSITE_TIER_MOVE_GRACE_SECONDS",
+        description="Seconds a site's old tier keeps serving after its routing moved to the other one "
+                    "(dedicated <-> shared), for ingress controllers and Gateways to follow.")
     policy_dir: str = Field(
         "", alias="STATICSITE_POLICY_DIR",
         description="Directory holding the platform's policy, one file per key (the chart mounts its policy "

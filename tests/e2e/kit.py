@@ -38,6 +38,7 @@ class Images:
     nginx: str
     fetcher: str
     fixture: str
+    pool: str  # the Dockerfile's target pool: a StaticSitePool's agent and nginx
 
 
 @cache
@@ -49,7 +50,7 @@ def images() -> Images:
                     pytrace=False)
     refs = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
     return Images(operator=refs["OPERATOR_IMAGE"], nginx=refs["NGINX_IMAGE"], fetcher=refs["FETCHER_IMAGE"],
-                  fixture=refs["FIXTURE_IMAGE"])
+                  fixture=refs["FIXTURE_IMAGE"], pool=refs["POOL_IMAGE"])
 
 
 def real_node_namespace(cluster: Cluster, prefix: str) -> str:

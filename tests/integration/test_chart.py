@@ -248,14 +248,21 @@ def test_the_policy_configmap_is_what_the_operator_reads(tmp_path: Path) -> None
 
 def test_the_rules_cover_every_child_kind() -> None:
     """core.kinds is the one table of child kinds: the chart lets the operator watch, read,
-    create and patch each, and delete exactly the kinds it may prune (least privilege)."""
+    create and patch each, and delete exactly the kinds it may prune (least privilege). A
+    site's Deployment and Service are deleted only by a move to the shared tier: without
+    pools.enabled the garbage collector removes them with their site, and the chart grants
+    no delete on them."""
     from staticsite_operator.core import kinds
 
-    rules = only(render(), "ClusterRole")[0]["rules"]
-    for kind in kinds.CHILD_KINDS:
-        verbs = {v for r in rules if kind.group in r["apiGroups"] and kind.plural in r["resources"] for v in r["verbs"]}
-        wanted = {"get", "list", "watch", "create", "patch"} | ({"delete"} if kind in kinds.PRUNABLE else set())
-        assert verbs == wanted, kind.kind
+    moved_only = {kinds.DEPLOYMENT, kinds.SERVICE}
+    for values, deletable in ((), set(kinds.PRUNABLE) - moved_only), (("--set", "pools.enabled=true"),
+                                                                         set(kinds.PRUNABLE)):
+        rules = [r for doc in only(render(*values), "ClusterRole") for r in doc["rules"]]
+        for kind in kinds.CHILD_KINDS:
+            verbs = {v for r in rules if kind.group in r["apiGroups"] and kind.plural in r["resources"]
+                     for v in r["verbs"]}
+            wanted = {"get", "list", "watch", "create", "patch"} | ({"delete"} if kind in deletable else set())
+            assert verbs == wanted, (kind.kind, values)
 
 
 def test_namespaced_mode_renders_a_role_per_namespace_and_nothing_cluster_wide() -> None:

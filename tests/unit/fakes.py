@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from staticsite_operator.api import models
-from staticsite_operator.core import labels
+from staticsite_operator.api.pool import POOL_KIND
+from staticsite_operator.core import labels, pool
 from staticsite_operator.core.domains import Claim
 from staticsite_operator.core.ports import ApiError, Obj
 from staticsite_operator.core.snapshot import snapshot
@@ -55,7 +57,7 @@ class Cluster:
     # --- setting the scene ---------------------------------------------------------
     def put(self, obj: Obj) -> Obj:
         obj = copy.deepcopy(obj)
-        obj["metadata"].setdefault("namespace", "ns")
+        obj["metadata"].setdefault("namespace", "" if obj["kind"] == POOL_KIND else "ns")
         obj["metadata"].setdefault("uid", f"uid-{obj['kind']}-{obj['metadata']['name']}")
         obj["metadata"]["resourceVersion"] = str(next(self._rv))
         self.objects[obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"]] = obj
@@ -93,6 +95,37 @@ class Cluster:
                 if kind == models.KIND and domain in (o.get("spec") or {}).get("domains", [])
                 and not o["metadata"].get("deletionTimestamp")]
 
+    # --- View: the shared tier ---------------------------------------------------------
+    def pool(self, name: str) -> Obj | None:
+        found = self.objects.get((POOL_KIND, "", name))
+        return copy.deepcopy(found) if found else None
+
+    def pool_members(self, pool_name: str) -> list[Claim]:
+        return sorted(Claim(o["metadata"].get("creationTimestamp", ""), ns, name)
+                      for (kind, ns, name), o in self.objects.items()
+                      if kind == models.KIND and not o["metadata"].get("deletionTimestamp")
+                      and ((o.get("spec") or {}).get("serving") or {}).get("tier") == "shared"
+                      and ((o.get("spec") or {}).get("serving") or {}).get("pool") == pool_name)
+
+    def pool_objects(self, pool_name: str) -> list[Obj]:
+        return [snapshot(o) for o in self.objects.values()
+                if (o["metadata"].get("labels") or {}).get(pool.POOL_KEY) == pool_name]
+
+    def pool_reports(self, pool_name: str) -> dict[str, dict[str, dict[str, Any]]]:
+        return {o["metadata"]["name"]: {k: json.loads(v) for k, v in (o.get("data") or {}).items()}
+                for o in self.objects.values()
+                if (o["metadata"].get("labels") or {}).get(pool.POOL_KEY) == pool_name
+                and (o["metadata"].get("labels") or {}).get("app.kubernetes.io/component") == pool.REPORT}
+
+    def site_pool_objects(self, namespace: str, site_name: str) -> list[Obj]:
+        return [snapshot(o) for o in self.objects.values()
+                if (o["metadata"].get("annotations") or {}).get(pool.SITE_ANNOTATION) == f"{namespace}/{site_name}"
+                and (o["metadata"].get("labels") or {}).get(pool.POOL_KEY)]
+
+    def live(self, kind: str, namespace: str, name: str) -> Obj | None:
+        found = self.objects.get((kind, namespace, name))
+        return snapshot(found) if found else None
+
     def wrote(self, obj: Obj) -> None:
         pass  # writes land in `objects` at once: the watch is never behind here
 
@@ -128,6 +161,12 @@ class Cluster:
         self.calls.append(Call("patch-status", models.KIND, name, copy.deepcopy(status)))
         self._check("patch-status", models.KIND)
         live = self.objects[models.KIND, namespace, name]
+        live["status"] = copy.deepcopy(status)
+        return self.put(live)
+
+    def patch_pool_status(self, name: str, status: Obj) -> Obj:
+        self.calls.append(Call("patch-status", POOL_KIND, name, copy.deepcopy(status)))
+        live = self.objects[POOL_KIND, "", name]
         live["status"] = copy.deepcopy(status)
         return self.put(live)
 

@@ -184,7 +184,7 @@ def serve(spec: models.StaticSiteSpec, root: Path | None = None, host: HostRules
 def _inline_rules(spec: models.StaticSiteSpec) -> HostRules | None:
     """The rules of the inline content's _redirects and _headers, as the operator reads them."""
     inline = spec.content.inline
-    return hostfiles.parse_site(render._host_files(inline), spec.routing.semantics).host_rules() if inline else None
+    return hostfiles.parse_site(render.host_files(inline), spec.routing.semantics).host_rules() if inline else None
 
 
 def _relocate(conf: str, *, root: str, listen: str, tmp_dir: str) -> str:

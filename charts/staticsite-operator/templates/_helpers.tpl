@@ -94,12 +94,22 @@ runs the operator under exactly these rules and checks what it can and cannot do
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, list, watch, create, patch, delete]
+# Deleting a Service or Deployment is needed only with pools: a site's when it moves to
+# the shared tier, a pool's when the pool moves to another namespace. Without pools the
+# garbage collector removes them with their site.
 - apiGroups: [""]
   resources: [services]
-  verbs: [get, list, watch, create, patch]
+  verbs: [get, list, watch, create, patch{{ if .Values.pools.enabled }}, delete{{ end }}]
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, list, watch, create, patch]
+  verbs: [get, list, watch, create, patch{{ if .Values.pools.enabled }}, delete{{ end }}]
+# The shared tier: a pool's autoscaler (watched only where the cluster serves it).
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes, referencegrants]
+  verbs: [get, list, watch, create, patch, delete]
 # An Ingress is deleted when a site drops its last domain.
 - apiGroups: [networking.k8s.io]
   resources: [ingresses]
@@ -142,4 +152,30 @@ with, else equal. Callers lower-case both sides. Call with (dict "p" EXPR "v" EX
 */}}
 {{- define "staticsite-operator.celGlob" -}}
 ({{ .p }} == '*' || {{ .p }} == {{ .v }} || (size({{ .p }}) > 1 && {{ .p }}.startsWith('*') && {{ .p }}.endsWith('*') && {{ .v }}.contains({{ .p }}.substring(1, size({{ .p }}) - 1))) || (!{{ .p }}.startsWith('*') && {{ .p }}.endsWith('*') && {{ .v }}.startsWith({{ .p }}.substring(0, size({{ .p }}) - 1))) || ({{ .p }}.startsWith('*') && !{{ .p }}.endsWith('*') && {{ .v }}.endsWith({{ .p }}.substring(1))))
+{{- end }}
+
+{{/*
+The StaticSitePools: cluster-scoped, so a ClusterRole in both RBAC modes. The operator
+only reads them and writes their status; the platform creates them.
+*/}}
+{{- define "staticsite-operator.poolRules" -}}
+- apiGroups: [staticsite.dev]
+  resources: [staticsitepools]
+  verbs: [list, watch]
+- apiGroups: [staticsite.dev]
+  resources: [staticsitepools/status]
+  verbs: [patch]
+# The objects in a pool's namespace are owned by the pool (blockOwnerDeletion).
+- apiGroups: [staticsite.dev]
+  resources: [staticsitepools/finalizers]
+  verbs: [update]
+{{- end }}
+
+{{/* The namespaces that get the pool agent's RBAC: pools.agentNamespaces and the default pool's. */}}
+{{- define "staticsite-operator.agentNamespaces" -}}
+{{- $namespaces := .Values.pools.agentNamespaces }}
+{{- if and .Values.pools.enabled .Values.pools.default.enabled }}
+{{- $namespaces = append $namespaces .Values.pools.default.namespace }}
+{{- end }}
+{{- uniq $namespaces | toJson }}
 {{- end }}

@@ -44,3 +44,10 @@ SOURCE_NOT_ALLOWED = "SourceNotAllowed"            # a git or archive host the o
 # Domains: the site is served without the host, and says why.
 DOMAIN_NOT_ALLOWED = "DomainNotAllowed"            # outside the namespace's allowance
 DOMAIN_CONFLICT = "DomainConflict"                 # claimed earlier by another StaticSite
+
+# The shared tier (docs/shared-tier.md): the site keeps what it served before.
+POOL_NOT_FOUND = "PoolNotFound"                    # spec.serving.pool names no StaticSitePool
+POOL_NOT_ALLOWED = "PoolNotAllowed"                # the pool does not take sites of this namespace
+POOL_FULL = "PoolFull"                             # the pool serves maxSites sites created earlier
+POOL_REJECTED = "PoolRejected"                     # the pool's nginx refused the site's configuration
+GATEWAY_API_UNAVAILABLE = "GatewayAPIUnavailable"  # spec.gateway, and the cluster serves no Gateway API

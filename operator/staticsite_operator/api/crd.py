@@ -1,4 +1,4 @@
-"""Generate the StaticSite CustomResourceDefinition from the pydantic models.
+"""Generate the StaticSite and StaticSitePool CustomResourceDefinitions from the pydantic models.
 
 The CRD in ``crds/`` is this module's output, committed; a unit test regenerates
 it and fails on any difference (``make crd`` rewrites it).
@@ -17,8 +17,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from . import models
+from . import models, pool
 
+# CEL rules by model name; the two APIs share some models (Resources, Condition).
+_RULES = {**models.CEL_RULES, **pool.CEL_RULES}
 _DROP = {"title", "default", "propertyNames", "patternProperties", "$defs"}
 
 
@@ -61,8 +63,8 @@ def _structural(node: dict[str, Any], defs: dict[str, Any], model: str | None = 
     if out.get("type") == "object" and "properties" not in out and "additionalProperties" not in out \
             and "x-kubernetes-preserve-unknown-fields" not in out:
         out["additionalProperties"] = {"type": "string"}
-    if model and model in models.CEL_RULES:
-        out["x-kubernetes-validations"] = models.CEL_RULES[model]
+    if model and model in _RULES:
+        out["x-kubernetes-validations"] = _RULES[model]
     return out
 
 
@@ -132,10 +134,60 @@ def build() -> dict[str, Any]:
     }
 
 
-def render_yaml() -> str:
-    header = "# Generated from operator/staticsite_operator/models.py by `make crd`. Do not edit.\n"
-    return header + yaml.safe_dump(build(), sort_keys=False, width=120)
+def build_pool() -> dict[str, Any]:
+    """The StaticSitePool CustomResourceDefinition: cluster-scoped (see api/pool.py)."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{pool.POOL_PLURAL}.{models.GROUP}",
+            "labels": {"app.kubernetes.io/name": "staticsite-operator",
+                       "app.kubernetes.io/part-of": "staticsite-operator"},
+        },
+        "spec": {
+            "group": models.GROUP,
+            "names": {"kind": pool.POOL_KIND, "listKind": f"{pool.POOL_KIND}List", "plural": pool.POOL_PLURAL,
+                      # No category: "staticsite" is the StaticSite's singular, and a category of
+                      # that name holding two kinds makes `kubectl get staticsite NAME` ambiguous.
+                      "singular": pool.POOL_KIND.lower(), "shortNames": ["sspool"]},
+            "scope": "Cluster",
+            "versions": [{
+                "name": models.VERSION,
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": [
+                    {"name": "Namespace", "type": "string", "jsonPath": ".spec.namespace"},
+                    {"name": "Sites", "type": "integer", "jsonPath": ".status.sites"},
+                    {"name": "Max", "type": "integer", "jsonPath": ".spec.maxSites"},
+                    {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                ],
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "description": "An nginx pool, run by the platform, that serves many shared StaticSites.",
+                    "required": ["spec"],
+                    "properties": {
+                        "apiVersion": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "metadata": {"type": "object"},
+                        "spec": _schema_of(pool.StaticSitePoolSpec),
+                        "status": _schema_of(pool.StaticSitePoolStatus),
+                    },
+                }},
+            }],
+        },
+    }
+
+
+def render_yaml(which: str = "site") -> str:
+    """`which`: site (the StaticSite CRD) or pool (the StaticSitePool CRD)."""
+    source = "models.py" if which == "site" else "api/pool.py"
+    header = f"# Generated from operator/staticsite_operator/{source} by `make crd`. Do not edit.\n"
+    return header + yaml.safe_dump(build() if which == "site" else build_pool(), sort_keys=False, width=120)
 
 
 if __name__ == "__main__":
-    print(render_yaml(), end="")
+    import sys
+
+    print(render_yaml(sys.argv[1] if len(sys.argv) > 1 else "site"), end="")

@@ -484,6 +484,57 @@ class Nginx(_Model):
         requests={"cpu": "10m", "memory": "16Mi"}, limits={"memory": "64Mi"}))
 
 
+# --- The serving tier and Gateway API routing (docs/shared-tier.md) ------------------
+# A DNS subdomain (StaticSitePool names, Gateway names) and a DNS label (namespaces).
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class Serving(_Model):
+    """dedicated: the site's own nginx Deployment (the default). shared: served by the
+    platform's StaticSitePool `pool`, with thousands of other sites, from one nginx."""
+
+    tier: Literal["dedicated", "shared"] = Field(default="dedicated",
+                                                 description="dedicated (own pods) or shared (a pool's pods).")
+    pool: str | None = Field(default=None, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN,
+                             description="The StaticSitePool serving the site (tier: shared).")
+
+    @model_validator(mode="after")
+    def _pool_iff_shared(self) -> Serving:
+        if (self.tier == "shared") != (self.pool is not None):
+            raise ValueError("serving.pool: set it exactly when serving.tier is shared")
+        return self
+
+
+class ParentRef(_Model):
+    """A Gateway (or a listener of it, sectionName) the site's HTTPRoute attaches to."""
+
+    group: Literal["gateway.networking.k8s.io"] = "gateway.networking.k8s.io"
+    kind: Literal["Gateway"] = "Gateway"
+    name: str = Field(max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)
+    namespace: str | None = Field(default=None, max_length=63, pattern=DNS_LABEL_PATTERN,
+                                  description="The Gateway's namespace; default: the site's.")
+    section_name: str | None = Field(default=None, alias="sectionName", max_length=253,
+                                     pattern=DNS_SUBDOMAIN_PATTERN, description="A listener of the Gateway.")
+    port: int | None = Field(default=None, ge=1, le=65535)
+
+
+class Gateway(_Model):
+    """Route the site with a Gateway API HTTPRoute (instead of an Ingress)."""
+
+    parent_refs: list[ParentRef] = Field(alias="parentRefs", min_length=1, max_length=32,
+                                         description="The Gateways the HTTPRoute attaches to.")
+    annotations: dict[Annotated[str, Field(max_length=317)], Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=dict,
+        description="Copied to the HTTPRoute when the platform's policy allows each key, as Ingress annotations.",
+        json_schema_extra={"maxProperties": 64})
+
+    @field_validator("annotations")
+    @classmethod
+    def _qualified_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        return Ingress._qualified_keys(value)
+
+
 class StaticSiteSpec(_Model):
     content: Content
     replicas: int = Field(default=1, ge=0, le=100)
@@ -493,6 +544,10 @@ class StaticSiteSpec(_Model):
     ingress: Ingress = Field(default_factory=Ingress)
     routing: Routing = Field(default_factory=Routing)
     nginx: Nginx = Field(default_factory=Nginx)
+    serving: Serving = Field(default_factory=Serving,
+                             description="dedicated (the default) or shared with a StaticSitePool.")
+    gateway: Gateway | None = Field(default=None,
+                                    description="Route with a Gateway API HTTPRoute instead of an Ingress.")
 
     @model_validator(mode="after")
     def _cross_field(self) -> StaticSiteSpec:
@@ -502,7 +557,24 @@ class StaticSiteSpec(_Model):
             raise ValueError(f"routing.notFoundPage: {page!r} is not a file in content.inline")
         if self.ingress.tls is not None and not self.domains:
             raise ValueError("ingress.tls: needs at least one entry in domains")
+        if self.gateway is not None and not self.domains:
+            raise ValueError("gateway: needs at least one entry in domains (an HTTPRoute without hostnames "
+                             "would take every host of its Gateway)")
+        if self.serving.tier == "shared":
+            _shared_rules(self)
         return self
+
+
+def _shared_rules(spec: StaticSiteSpec) -> None:
+    """What the shared tier cannot do (yet): each is refused with the field that asks for it."""
+    if spec.content.inline is None:
+        raise ValueError("serving.tier: shared serves content.inline only; git and archive sources are served "
+                         "by the dedicated tier")
+    if not spec.domains:
+        raise ValueError("serving.tier: shared needs at least one entry in domains (the pool routes by Host)")
+    if spec.ingress.tls is not None:
+        raise ValueError("ingress.tls: not available on the shared tier (TLS is the platform's, at its "
+                         "ingress controller or Gateway)")
 
 
 # Cross-field rules the API server checks with CEL (x-kubernetes-validations). They
@@ -527,6 +599,29 @@ CEL_RULES: dict[str, list[dict[str, Any]]] = {
             "message": "ingress.tls needs at least one entry in domains",
             "fieldPath": ".ingress.tls",
         },
+        {
+            "rule": "!has(self.gateway) || (has(self.domains) && size(self.domains) > 0)",
+            "message": "gateway needs at least one entry in domains",
+            "fieldPath": ".gateway",
+        },
+        {
+            "rule": "!has(self.serving) || !has(self.serving.tier) || self.serving.tier != 'shared' || "
+                    "(has(self.content.inline) && has(self.domains) && size(self.domains) > 0 && "
+                    "(!has(self.ingress) || !has(self.ingress.tls)))",
+            "message": "serving.tier shared needs content.inline, at least one entry in domains, and no ingress.tls",
+            "fieldPath": ".serving.tier",
+        },
+    ],
+    "Serving": [
+        {"rule": "(has(self.tier) && self.tier == 'shared') == has(self.pool)",
+         "message": "serving.pool: set it exactly when serving.tier is shared", "fieldPath": ".pool"},
+    ],
+    "Gateway": [
+        {"rule": "!has(self.annotations) || self.annotations.all(k, k.matches(" + repr(ANNOTATION_KEY_PATTERN)
+                 + ") && k.matches(" + repr(ANNOTATION_KEY_LENGTHS) + "))",
+         "message": "annotations: every key must be a qualified name ([prefix/]name, the prefix a DNS subdomain "
+                    "of at most 253 characters, the name at most 63)",
+         "fieldPath": ".annotations"},
     ],
     "Ingress": [
         {"rule": "!has(self.annotations) || self.annotations.all(k, k.matches(" + repr(ANNOTATION_KEY_PATTERN)
@@ -630,3 +725,5 @@ class StaticSiteStatus(_Model):
     content_hash: str | None = Field(default=None, alias="contentHash")
     revision: str | None = Field(default=None, description="The git commit being served (git sources).")
     selector: str | None = Field(default=None, description="Pod label selector, for the scale subresource.")
+    pool_revision: str | None = Field(default=None, alias="poolRevision",
+                                      description="The revision every replica of the pool serves (shared tier).")

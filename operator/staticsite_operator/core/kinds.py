@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..api import models
+from ..api import models, pool
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class Kind:
     group: str  # "" for the core group
     version: str
     plural: str
+    namespaced: bool = True
 
     @property
     def api_version(self) -> str:
@@ -43,6 +44,17 @@ POD = Kind("Pod", "", "v1", "pods")
 EVENT = Kind("Event", "", "v1", "events")
 SECRET = Kind("Secret", "", "v1", "secrets")
 STATICSITE = Kind(models.KIND, models.GROUP, models.VERSION, models.PLURAL)
+# The shared tier and the Gateway API (docs/shared-tier.md). The Gateway API kinds are
+# optional: watched only where the cluster serves them (the runtime discovers that).
+STATICSITEPOOL = Kind(pool.POOL_KIND, models.GROUP, models.VERSION, pool.POOL_PLURAL, namespaced=False)
+HTTPROUTE = Kind("HTTPRoute", "gateway.networking.k8s.io", "v1", "httproutes")
+REFERENCEGRANT = Kind("ReferenceGrant", "gateway.networking.k8s.io", "v1", "referencegrants")
+HPA = Kind("HorizontalPodAutoscaler", "autoscaling", "v2", "horizontalpodautoscalers")
+GATEWAY_KINDS: tuple[Kind, ...] = (HTTPROUTE, REFERENCEGRANT)
+
+
+def dedicated(spec: models.StaticSiteSpec) -> bool:
+    return spec.serving.tier == "dedicated"
 
 
 @dataclass(frozen=True)
@@ -61,12 +73,38 @@ class Child:
         return self.when is None or self.when(spec, hosts)
 
 
-# In apply order: what a Deployment mounts exists before the Deployment does.
+# In apply order: what a Deployment mounts exists before the Deployment does. A shared
+# site (serving.tier: shared) has none of the dedicated objects, only its HTTPRoute.
 CHILDREN: tuple[Child, ...] = (
-    Child("configmap", CONFIGMAP, versioned=True),
-    Child("service", SERVICE),
-    Child("deployment", DEPLOYMENT),
-    Child("ingress", INGRESS, when=lambda spec, hosts: bool(hosts)),
+    Child("configmap", CONFIGMAP, when=lambda spec, hosts: dedicated(spec), versioned=True),
+    Child("service", SERVICE, when=lambda spec, hosts: dedicated(spec)),
+    Child("deployment", DEPLOYMENT, when=lambda spec, hosts: dedicated(spec)),
+    Child("ingress", INGRESS, when=lambda spec, hosts: bool(hosts) and dedicated(spec) and spec.gateway is None),
+    Child("httproute", HTTPROUTE, when=lambda spec, hosts: bool(hosts) and spec.gateway is not None),
+)
+
+
+@dataclass(frozen=True)
+class PoolChild:
+    """One object a StaticSitePool owns, in the pool's namespace (core.pool renders them)."""
+
+    template: str
+    kind: Kind
+    per: str  # "pool": one per pool; "site": one per shared site; "namespace": one per tenant namespace
+    versioned: bool = False
+
+
+POOL_CHILDREN: tuple[PoolChild, ...] = (
+    PoolChild("pool-service", SERVICE, per="pool"),
+    PoolChild("pool-deployment", DEPLOYMENT, per="pool"),
+    PoolChild("pool-hpa", HPA, per="pool"),
+    # One immutable entry per site revision: its files, validated spec and hosts.
+    PoolChild("pool-entry", CONFIGMAP, per="site", versioned=True),
+    # An Ingress cannot name another namespace's Service: a shared site's Ingress lives
+    # in the pool's namespace (domain claims keep its hosts the site's own).
+    PoolChild("pool-ingress", INGRESS, per="site"),
+    # Lets the HTTPRoutes of one tenant namespace reach the pool's Service.
+    PoolChild("pool-referencegrant", REFERENCEGRANT, per="namespace"),
 )
 
 # The kinds of CHILDREN, each once, in apply order.
@@ -77,4 +115,8 @@ PRUNABLE: tuple[Kind, ...] = tuple(dict.fromkeys(child.kind for child in CHILDRE
                                                  if child.when is not None or child.versioned))
 VERSIONED: tuple[Kind, ...] = tuple(dict.fromkeys(child.kind for child in CHILDREN if child.versioned))
 
-BY_NAME: dict[str, Kind] = {k.kind: k for k in (*CHILD_KINDS, POD, EVENT, SECRET, STATICSITE)}
+# Every kind the operator writes in a pool's namespace, each once.
+POOL_KINDS: tuple[Kind, ...] = tuple(dict.fromkeys(child.kind for child in POOL_CHILDREN))
+
+BY_NAME: dict[str, Kind] = {k.kind: k for k in (*CHILD_KINDS, *POOL_KINDS, POD, EVENT, SECRET, STATICSITE,
+                                                 STATICSITEPOOL)}

@@ -181,11 +181,13 @@ class Policy:
 
     def check(self, spec: models.StaticSiteSpec) -> Problem | None:
         """The first rule `spec` breaks, as the Problem that stops it being applied; None if none."""
-        refused = {key: why for key in spec.ingress.annotations if (why := self.annotation_refused(key))}
-        if refused:
-            key, why = next(iter(refused.items()))
-            more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
-            return Problem(c.ANNOTATION_NOT_ALLOWED, f"spec.ingress.annotations: {key!r} is refused: {why}{more}")
+        for where, keys in (("ingress", spec.ingress.annotations),
+                            ("gateway", spec.gateway.annotations if spec.gateway else {})):
+            refused = {key: why for key in keys if (why := self.annotation_refused(key))}
+            if refused:
+                key, why = next(iter(refused.items()))
+                more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+                return Problem(c.ANNOTATION_NOT_ALLOWED, f"spec.{where}.annotations: {key!r} is refused: {why}{more}")
         image = spec.nginx.image
         if image is not None and image != self.default_image and not matches_any(self.allowed_images, image):
             return Problem(c.IMAGE_NOT_ALLOWED, f"spec.nginx.image: {image!r} is not an image the platform allows; "

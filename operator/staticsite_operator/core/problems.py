@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..api import conditions as c
+from . import hostfiles
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,10 @@ PRECEDENCE: tuple[str, ...] = (
     c.LIMIT_EXCEEDED,
     c.SOURCE_NOT_ALLOWED,
     c.CONTENT_TOO_LARGE,
+    c.POOL_NOT_FOUND,
+    c.POOL_NOT_ALLOWED,
+    c.POOL_FULL,
+    c.GATEWAY_API_UNAVAILABLE,
     c.NAME_CONFLICT,
     c.APPLY_FAILED,
     c.ALLOCATION_FAILED,
@@ -43,6 +48,7 @@ PRECEDENCE: tuple[str, ...] = (
     c.REVISION_NOT_FOUND,
     c.AUTHENTICATION_FAILED,
     c.FETCH_FAILED,
+    c.POOL_REJECTED,
     c.ROUTING_FAILED,
     c.NOT_RESOLVED,
     c.DEADLINE_EXCEEDED,
@@ -55,3 +61,12 @@ def most_severe(problems: Iterable[Problem | None]) -> Problem | None:
     found = [p for p in problems if p is not None]
     rank = {reason: i for i, reason in enumerate(PRECEDENCE)}
     return min(found, key=lambda p: rank.get(p.reason, len(PRECEDENCE)), default=None)
+
+
+SKIPPED = "lines of the content's _redirects/_headers are skipped (file:line: why):"
+
+
+def routing_file_problem(found: tuple[hostfiles.LineProblem, ...]) -> Problem:
+    """Lines of inline content's _redirects/_headers that are not honoured: the site serves
+    without them (on either tier), and says which."""
+    return Problem(c.ROUTING_FILE_INVALID, f"{SKIPPED} {hostfiles.summary(found)}")

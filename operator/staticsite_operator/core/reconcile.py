@@ -26,13 +26,14 @@ import pydantic
 
 from ..api import conditions as c
 from ..api import models
-from . import domains, drift, events, hostfiles, kinds, problems, render, snapshot, status
+from . import domains, drift, events, hostfiles, kinds, problems, render, sharedsite, snapshot, status
 from . import labels as lbl
 from .events import Changes
 from .policy import Policy
 from .ports import ApiError, Client, Obj, RefResolver, TokenUnavailable, View
-from .problems import Problem
+from .problems import SKIPPED, Problem, routing_file_problem
 from .revisions import Revisions
+from .shared import Mover
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +70,6 @@ class Source:
     recheck: float | None
 
 
-SKIPPED = "lines of the content's _redirects/_headers are skipped (file:line: why):"
-
-
-def routing_file_problem(found: tuple[hostfiles.LineProblem, ...]) -> Problem:
-    """Lines of inline content's _redirects/_headers that are not honoured: the site serves
-    without them, and says which."""
-    return Problem(c.ROUTING_FILE_INVALID, f"{SKIPPED} {hostfiles.summary(found)}")
-
-
 def validation_message(exc: pydantic.ValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
@@ -96,8 +88,13 @@ def parse(site: Obj) -> tuple[models.StaticSiteSpec | None, Problem | None]:
 class Reconciler:
     def __init__(self, view: View, client: Client, resolve: RefResolver,
                  images: render.Images | None = None, policy: Policy | None = None,
-                 quiet_rollout: float = 15.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 quiet_rollout: float = 15.0, clock: Callable[[], float] = time.monotonic,
+                 tier_move_grace: float = 30.0, gateway_api: bool = True) -> None:
         self.view = view
+        # The shared tier (core.sharedsite): how long the old tier outlives a routing switch,
+        # and whether the cluster serves the Gateway API (HTTPRoute).
+        self.mover = Mover(tier_move_grace, clock)
+        self.gateway_api = gateway_api
         self.quiet_rollout = quiet_rollout
         self._clock = clock
         self._lock = threading.Lock()
@@ -125,6 +122,8 @@ class Reconciler:
         spec, parse_problem = parse(site)
         # A spec the policy refuses is not applied at all: the site keeps what it served.
         policy_problem = self.policy.check(spec) if spec is not None else None
+        if spec is not None and policy_problem is None and spec.serving.tier == "shared":
+            return Outcome(*sharedsite.reconcile_shared(self, site, spec, previous))
         source, grant = Source(None, None, None), domains.Grant((), None)
         rendered, render_problem, sync_problem, fetch_problem = None, None, None, None
         verified = False
@@ -132,16 +131,25 @@ class Reconciler:
             source = self._source(site, spec)
             grant = self._grant(site, spec)
             inputs = (site["metadata"]["uid"], site["metadata"].get("generation"), source.revision, grant.hosts)
-            rendered = self._still_verified(namespace, name, inputs)
+            # While a move back from a pool is under way, what is synced follows the
+            # Deployment's progress, not the inputs: no memo then.
+            rendered = None if self.view.site_pool_objects(namespace, name) else \
+                self._still_verified(namespace, name, inputs)
             verified = rendered is not None
             if rendered is None:
                 rendered, render_problem = self._render(site, spec, source.revision, grant.hosts)
         file_problem = routing_file_problem(rendered.problems) if rendered and rendered.problems else None
-        if rendered is not None and not verified:
-            sync_problem = self._sync(site, rendered, changes)
-            if sync_problem is None:
-                self._verify(namespace, name, inputs, rendered)
-        if rendered is not None:
+        moved_back = None
+        if rendered is not None and spec is not None:
+            if spec.gateway is not None and not self.gateway_api:
+                render_problem = Problem(c.GATEWAY_API_UNAVAILABLE, "spec.gateway: this cluster serves no Gateway "
+                                                                    "API (gateway.networking.k8s.io/v1 HTTPRoute)")
+            back = sharedsite.Return(self, site, spec, rendered)  # from a pool: routing waits for the Deployment
+            if not verified:
+                sync_problem = self._sync(site, back.to_sync(rendered), changes)
+                if sync_problem is None and not back.left:
+                    self._verify(namespace, name, inputs, rendered)
+            moved_back = back.after_sync(sync_problem is None)
             fetch_problem = self._fetch_problem(namespace, name, rendered.checksum)
 
         new = status.compute(status.Observed(
@@ -162,7 +170,7 @@ class Reconciler:
             self.view.wrote(self.client.patch_status(namespace, name, new))
         self._post(site, events.transitions(previous, new, changes))
         retry = ALLOCATION_RETRY if sync_problem is not None and sync_problem.reason == c.ALLOCATION_FAILED else None
-        rechecks = [t for t in (source.recheck, wait, retry) if t is not None]
+        rechecks = [t for t in (source.recheck, wait, retry, moved_back) if t is not None]
         return Outcome((status.condition(new, c.READY) or {}).get("status", "Unknown"), min(rechecks, default=None))
 
     def _quiet_rollout(self, namespace: str, name: str, new: dict[str, Any]) -> float | None:

@@ -67,6 +67,9 @@ class Site:
     revision: str | None = None  # the commit a git source is pinned to (resolved by the controller)
     images: Images = Images()
     hosts: tuple[str, ...] | None = None  # the domains the site may serve (core.domains); None: all of them
+    # Where the HTTPRoute sends traffic: None for the site's own Service; a shared site's
+    # pool Service otherwise (core.pool.route_backend).
+    backend: dict[str, Any] | None = None
 
     @property
     def served_hosts(self) -> tuple[str, ...]:
@@ -186,7 +189,7 @@ def _fetcher(site: Site) -> tuple[dict[str, Any] | None, dict[str, str], str]:
     return container, scripts, f"{SITE_ROOT}/{sub}".rstrip("/")
 
 
-def _host_files(inline: models.InlineContent | None) -> dict[str, str | bytes]:
+def host_files(inline: models.InlineContent | None) -> dict[str, str | bytes]:
     """The `_redirects` and `_headers` at the root of inline content."""
     names = (hostfiles.REDIRECTS_FILE, hostfiles.HEADERS_FILE)
     return {f.path: (f.content if f.content is not None else f.data()) for f in (inline.files if inline else [])
@@ -208,7 +211,7 @@ def render(site: Site) -> Rendered:
     inline = spec.content.inline
     text, binary, items = _split_files(inline) if inline is not None else ({}, {}, [])
     fetcher, scripts, root = _fetcher(site)
-    parsed = hostfiles.parse_site(_host_files(inline), spec.routing.semantics)
+    parsed = hostfiles.parse_site(host_files(inline), spec.routing.semantics)
     nginx_conf = render_nginx_conf(spec, root=root, host=parsed.host_rules())
     # A fetched site's nginx.conf depends on its files too: the pod renders it (siteconf.py).
     # Content keys start with 12 hex digits and a '-' (config_key): never these.
@@ -253,6 +256,9 @@ def render(site: Site) -> Rendered:
         "resources": _resources(spec),
         "site_root": SITE_ROOT,
         "hosts": list(site.served_hosts),
+        "parent_refs": [ref.model_dump(mode="json", by_alias=True, exclude_none=True)
+                        for ref in (spec.gateway.parent_refs if spec.gateway else [])],
+        "route_backend": site.backend or {"name": Names.of(site.name, checksum).service, "port": 80},
     }
     objects = [yaml.load(ENV.get_template(f"{child.template}.yaml.j2").render(context), Loader=_YAML_LOADER)  # noqa: S506
                for child in kinds.CHILDREN if child.wanted(spec, site.served_hosts)]

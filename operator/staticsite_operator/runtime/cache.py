@@ -24,14 +24,17 @@ from typing import Any
 
 from ..core import kinds, snapshot
 from ..core import labels as lbl
+from ..core import pool as pool_labels
 from ..core.domains import Claim
 from ..core.ports import Obj
 from ..core.status import fetch_failure
+from .poolindex import PoolIndex, pool_key
 
 Key = tuple[str, str]          # namespace, name
 ObjKey = tuple[str, str, str]  # kind, namespace, name
 SITE = kinds.STATICSITE.kind
 POD = kinds.POD.kind
+POOL = kinds.STATICSITEPOOL.kind
 
 
 def pack(body: Any) -> str:
@@ -64,6 +67,7 @@ class Cache:
         self._claimed: dict[Key, tuple[Claim, frozenset[str]]] = {}
         self._failures: dict[Key, dict[str, dict[str, Any]]] = {}  # a site -> pod -> failed fetch
         self._written: dict[ObjKey, Obj] = {}
+        self._pools = PoolIndex()  # the shared tier: pools, their members and objects (runtime.poolindex)
 
     # --- fed by the reflectors (event loop) ------------------------------------------
     def observe(self, kind: kinds.Kind, event: str | None, body: dict[str, Any]) -> set[Key]:
@@ -83,7 +87,12 @@ class Cache:
         with self._lock:
             self._objects[key] = (rv, packed)
             if kind.kind == SITE:
-                return {(namespace, name)} | self._claim(namespace, name, meta, claimed_domains(body))
+                return ({(namespace, name)} | self._claim(namespace, name, meta, claimed_domains(body))
+                        | self._pools.site(namespace, name, body))
+            if kind.kind == POOL:
+                return {pool_key(name)} | {(m.namespace, m.name) for m in self._pools.members(name)}
+            if (meta.get("labels") or {}).get(pool_labels.POOL_KEY):
+                return self._pools.object(key, body)
             site = (meta.get("labels") or {}).get(lbl.INSTANCE_KEY)
             self._link(key, (namespace, site) if site else None)
             return {(namespace, site)} if site else set()
@@ -120,7 +129,12 @@ class Cache:
                 return set()
             self._objects.pop(key, None)
             if kind == SITE:
-                return {(namespace, name)} | self._claim(namespace, name, {}, frozenset())
+                return ({(namespace, name)} | self._claim(namespace, name, {}, frozenset())
+                        | self._pools.site(namespace, name, None))
+            if kind == POOL:
+                return {pool_key(name)} | {(m.namespace, m.name) for m in self._pools.members(name)}
+            if in_pool := self._pools.object(key, None):
+                return in_pool
             owner = self._site_of.get(key)
             self._link(key, None)
             return {owner} if owner else set()
@@ -184,7 +198,7 @@ class Cache:
         snap = snapshot.snapshot(obj)
         meta = snap["metadata"]
         with self._lock:
-            self._written[snap["kind"], meta["namespace"], meta["name"]] = snap
+            self._written[snap["kind"], meta.get("namespace", ""), meta["name"]] = snap
 
     def deleted(self, kind: str, namespace: str, name: str) -> None:
         """We deleted it: it is gone, whatever the watch has not told yet."""
@@ -229,6 +243,31 @@ class Cache:
     def fetch_failures(self, namespace: str, site: str) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(f) for f in self._failures.get((namespace, site), {}).values()]
+
+    # --- the shared tier (worker threads) -------------------------------------------------
+    def pool(self, name: str) -> Obj | None:
+        return self._fresh((POOL, "", name))
+
+    def pool_members(self, pool: str) -> list[Claim]:
+        with self._lock:
+            return self._pools.members(pool)
+
+    def pool_objects(self, pool: str) -> list[Obj]:
+        with self._lock:
+            keys = self._pools.objects(pool)
+        return [obj for obj in (self._fresh(key) for key in sorted(keys)) if obj is not None]
+
+    def pool_reports(self, pool: str) -> dict[str, dict[str, dict[str, Any]]]:
+        with self._lock:
+            return self._pools.reports(pool)
+
+    def site_pool_objects(self, namespace: str, site: str) -> list[Obj]:
+        with self._lock:
+            keys = self._pools.of_site(namespace, site)
+        return [obj for obj in (self._fresh(key) for key in sorted(keys)) if obj is not None]
+
+    def live(self, kind: str, namespace: str, name: str) -> Obj | None:
+        return self._fresh((kind, namespace, name))
 
     # --- figures ------------------------------------------------------------------------
     def size(self) -> dict[str, int]:

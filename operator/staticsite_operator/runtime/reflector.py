@@ -44,7 +44,7 @@ Sweep = Callable[[kinds.Kind, str | None, set[Key], int], None]
 
 
 def resource_of(kind: kinds.Kind) -> Resource:
-    return Resource(kind.group, kind.version, kind.plural, kind=kind.kind, namespaced=True,
+    return Resource(kind.group, kind.version, kind.plural, kind=kind.kind, namespaced=kind.namespaced,
                     verbs=frozenset({"list", "watch"}))
 
 
@@ -127,7 +127,9 @@ class Informers:
     def __init__(self, settings: Any, watched: list[kinds.Kind], namespaces: tuple[str, ...],
                  observe: Observe, sweep: Sweep) -> None:
         scopes: list[str | None] = list(namespaces) or [None]
-        self.reflectors = [Reflector(settings, kind, ns, observe, sweep) for kind in watched for ns in scopes]
+        # A cluster-scoped kind (StaticSitePool) is watched once, whatever the namespaces.
+        self.reflectors = [Reflector(settings, kind, ns, observe, sweep) for kind in watched
+                           for ns in (scopes if kind.namespaced else [None])]
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:

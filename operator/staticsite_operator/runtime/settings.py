@@ -23,7 +23,7 @@ def configure(settings: Any, *, watch_timeout: int, kopf_log_level: str) -> None
     settings.scanning.disabled = True
     # Only our children stream (a server-side label selector), never every Deployment in
     # the cluster; pods only if they fetch content.
-    for kind in kinds.CHILD_KINDS:
+    for kind in (*kinds.CHILD_KINDS, *kinds.POOL_KINDS):
         key = (kind.group, kind.version, kind.plural) if kind.group else (kind.version, kind.plural)
         settings.watching.label_selectors[key] = lbl.WATCH_SELECTOR
     settings.watching.label_selectors[kinds.POD.version, kinds.POD.plural] = lbl.PODS_WATCH_SELECTOR

@@ -1,0 +1,1 @@
+"""The shared tier's figures (`python -m bench.pool`, run by `make bench`): see bench/README.md."""
