@@ -37,31 +37,42 @@ from .core import kinds, render
 from .core import labels as lbl
 from .core.reconcile import Reconciler
 from .core.status import fetch_failure
-from .runtime import kopffix, metrics
+from .runtime import kopffix, kopfwatch, leader, metrics
 from .runtime import settings as runtime_settings
 from .runtime.cache import DOMAINS_INDEX, PODS_INDEX, SITES_INDEX, Cache, index_id, pack
 from .runtime.controller import Controller
+from .runtime.health import Health
 
 log = logging.getLogger(__name__)
 kopffix.apply()  # before kopf builds its ToggleSets: see kopffix.py for the quadratic start-up
+kopfwatch.apply()  # readiness and liveness see kopf's watches (runtime.health)
 
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config = Config.from_env(os.environ)
     policy = config.policy()
-    runtime_settings.configure(settings, watch_timeout=config.watch_timeout, kopf_log_level=config.kopf_log_level)
+    runtime_settings.configure(settings, watch_timeout=config.watch_timeout, kopf_log_level=config.kopf_log_level,
+                               inactivity_timeout=config.watch_inactivity_timeout)
     cache = Cache()
-    kube = Kube.from_environment(pool_size=config.workers, on_write=metrics.count_write)
+    identity = leader.new_identity()  # HA hook: runtime.leader
+    election = leader.Election.create(config.lease(identity) if config.leader_election else None, identity,
+                                      config.drain_timeout)
+    kube = Kube.from_environment(pool_size=config.workers, on_write=metrics.count_write,
+                                 identity=identity, fence=election.fence)
     guard = Guard(policy)
 
     def resolve_ref(url: str, ref: str, token: str | None) -> str:
         return gitremote.resolve_ref(url, ref, token=token, guard=guard)
 
     reconciler = Reconciler(cache, kube, resolve_ref, render.Images(config.nginx_image, config.fetcher_image), policy)
-    controller = Controller(reconciler.reconcile, config.workers)
-    memo.cache, memo.controller = cache, controller
+    controller = Controller(reconciler.reconcile, config.workers, gate=election.gate)
+    memo.cache, memo.controller, memo.election = cache, controller, election
     controller.start()
+    election.start()
+    if config.health_port > 0:
+        health = Health(election, kopfwatch.WATCHES)
+        memo.health = await health.serve(config.listen_address, config.health_port)
     if config.metrics_port > 0:
         prometheus_client.start_http_server(config.metrics_port, addr=config.listen_address)
     log.info("staticsite-operator started: %d workers, metrics on :%s", config.workers,
@@ -70,8 +81,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    if (election := getattr(memo, "election", None)) is not None:
+        await election.step_down()  # in-flight reconciles finish, then writes stop and the Lease goes
     if (controller := getattr(memo, "controller", None)) is not None:
         await controller.stop()
+    if (health := getattr(memo, "health", None)) is not None:
+        await health.cleanup()
 
 
 # --- indexes: the cache ------------------------------------------------------------
