@@ -143,3 +143,8 @@ with, else equal. Callers lower-case both sides. Call with (dict "p" EXPR "v" EX
 {{- define "staticsite-operator.celGlob" -}}
 ({{ .p }} == '*' || {{ .p }} == {{ .v }} || (size({{ .p }}) > 1 && {{ .p }}.startsWith('*') && {{ .p }}.endsWith('*') && {{ .v }}.contains({{ .p }}.substring(1, size({{ .p }}) - 1))) || (!{{ .p }}.startsWith('*') && {{ .p }}.endsWith('*') && {{ .v }}.startsWith({{ .p }}.substring(0, size({{ .p }}) - 1))) || ({{ .p }}.startsWith('*') && !{{ .p }}.endsWith('*') && {{ .v }}.endsWith({{ .p }}.substring(1))))
 {{- end }}
+
+{{/* The Lease the replicas elect their leader on (in the release namespace). */}}
+{{- define "staticsite-operator.leaseName" -}}
+{{- include "staticsite-operator.fullname" . }}
+{{- end }}
