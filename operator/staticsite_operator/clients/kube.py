@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import kubernetes
+import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from .. import __version__
@@ -103,9 +104,11 @@ class Kube:
         )
         try:
             resp = self.api.call_api(method, url, header_params=headers, body=body, _request_timeout=timeout)
+            data = resp.read()
         except ApiException as exc:  # connection-level failures
             raise ApiError(exc.status or 0, exc.reason or "ConnectionError", str(exc)) from None
-        data = resp.read()
+        except urllib3.exceptions.HTTPError as exc:  # a timeout or reset while reading the body: transient too
+            raise ApiError(0, type(exc).__name__, str(exc)) from None
         if not 200 <= resp.status < 300:
             try:
                 detail = json.loads(data or b"{}")

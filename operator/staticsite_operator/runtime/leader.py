@@ -198,8 +198,10 @@ class LeaseElector:
             self._task = asyncio.create_task(self._run(), name="leader election")
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any] | None:
-        # Each attempt is bounded by the retry period: a hung call must not hold the next one.
-        call = functools.partial(self._request, method, path, timeout=self.settings.retry_period, **kwargs)
+        # Each attempt is bounded: a hung call must not hold the next one past the renew deadline,
+        # and a slow API server (seconds per request under load) must still get a renewal through.
+        timeout = max(self.settings.retry_period, self.settings.renew_deadline / 2)
+        call = functools.partial(self._request, method, path, timeout=timeout, **kwargs)
         result = await asyncio.get_running_loop().run_in_executor(self._pool, call)
         self.contact = monotonic()
         return result
@@ -292,7 +294,7 @@ class LeaseElector:
         return True
 
     def _won(self, lease: dict[str, Any], sent: float) -> None:
-        if not self.leadership.leading:
+        if not self.leadership.leading and not self.leadership.stopping:
             log.info("leading: %s holds Lease %s/%s", self.settings.identity, self.settings.namespace,
                      self.settings.name)
         self._lease = lease
