@@ -64,8 +64,8 @@ fmt: venv ## Fix what ruff can fix
 
 ##@ Test
 .PHONY: test test-unit test-integration
-test: venv tools nginx lint ## Everything CI runs: lint, unit, integration, install tests, and the bench harness at N=2
-	$(PY) -m pytest tests bench/test_smoke.py $(PYTEST_ARGS)
+test: venv tools nginx lint ## Everything CI runs: lint, unit, integration, install tests, and the bench and chaos harnesses, small
+	$(PY) -m pytest tests bench/test_smoke.py bench/test_chaos_smoke.py $(PYTEST_ARGS)
 
 test-unit: venv nginx ## Tests that need no cluster
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
@@ -77,6 +77,11 @@ test-integration: venv tools ## Tests against the local cluster (started if need
 .PHONY: bench
 bench: venv tools ## Convergence time, API writes and memory for 10, 100 and 1000 sites
 	$(PY) -m bench $(BENCH_ARGS)
+
+##@ Reliability
+.PHONY: chaos
+chaos: venv tools ## Faults (kills, API and etcd restarts, stalls, 429/5xx, failovers) while 300 sites converge; ~1 h
+	$(PY) -m bench.chaos $(CHAOS_ARGS)
 
 ##@ Image (needs Docker)
 .PHONY: image e2e-kind

@@ -130,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, h: Harness, results: dict[str, Any]) -> int:
     tag = time.strftime("%H%M%S")
+    # A kept cluster may hold an earlier run's sites; the operator watches every namespace,
+    # and their reconciles would be counted as this run's writes.
+    for ns in h.driver.request("GET", "/api/v1/namespaces").get("items") or []:
+        if ns["metadata"]["name"].startswith("chaos-"):
+            _delete_namespace(h, ns["metadata"]["name"])
     h.start_operator(h.proxy())
     h.wait_role(h.replicas[0][0], ("leader",), timeout=180)
 
@@ -173,7 +178,8 @@ def _run(args: argparse.Namespace, h: Harness, results: dict[str, Any]) -> int:
             record(scenarios.run(h, main, "kill-update", seed=seed, fault=fault), base_update)
     once("apiserver-restart", lambda s: Fault(delay(s, "update", 0.2, 0.5),
                                               scenarios.restart_component("kube-apiserver")))
-    once("etcd-restart", lambda s: Fault(delay(s, "update", 0.2, 0.5), scenarios.restart_component("etcd")))
+    once("etcd-restart", lambda s: Fault(delay(s, "update", 0.2, 0.5),
+                                         scenarios.restart_component("etcd", restart_kwok=True)))
     once("watch-stall", lambda s: Fault(delay(s, "update", 0.1, 0.3), scenarios.stall(args.stall_seconds)))
     once("api-errors", lambda s: Fault(delay(s, "update", 0.1, 0.3),
                                        scenarios.api_errors(args.error_rate, args.error_seconds)))
@@ -188,12 +194,18 @@ def _run(args: argparse.Namespace, h: Harness, results: dict[str, Any]) -> int:
         results["ha"] = outcome.as_dict()
         h.progress(f"ha: {'ok' if outcome.ok() else 'FAILED'}: {outcome.as_dict()['fencing']}")
     main.stop()
+    h.stop_all()
+    _delete_namespace(h, main.namespace)
     return 0
 
 
 def _delete_namespace(h: Harness, namespace: str, timeout: float = 300) -> None:
     """Delete a create scenario's namespace and wait until it is gone: the next run starts small."""
-    h.driver.request("DELETE", f"/api/v1/namespaces/{namespace}")
+    try:
+        h.driver.request("DELETE", f"/api/v1/namespaces/{namespace}")
+    except ApiError as exc:
+        if exc.status != 409:  # 409: already terminating
+            raise
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         try:

@@ -28,6 +28,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,13 @@ class Command:
 
     def ports(self) -> list[int]:
         return [int(m.group(1)) for arg in self.argv if (m := PORT_FLAGS.match(arg))]
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
 
 
 def _listening(port: int) -> bool:
@@ -101,13 +109,21 @@ class ControlPlane:
         if pid is None:
             raise RuntimeError(f"{name} is not running")
         os.kill(pid, signal.SIGKILL)
+        # Dead means its ports are released: a multi-threaded process shows as a zombie (and loses
+        # its command line) while its other threads still hold its sockets.
+        ports = self.commands[name].ports() if name in self.commands else []
         deadline = time.monotonic() + 10
-        while self._pid(name) is not None and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            if not Path(f"/proc/{pid}").exists() or (
+                    "State:\tZ" in _read(f"/proc/{pid}/status") and not any(_listening(p) for p in ports)):
+                break
             time.sleep(0.02)
 
     def start(self, name: str) -> int:
         command = self.commands[name]
-        taken = [p for p in command.ports() if _listening(p)]
+        deadline = time.monotonic() + 10  # the previous process may still be releasing them
+        while (taken := [p for p in command.ports() if _listening(p)]) and time.monotonic() < deadline:
+            time.sleep(0.1)
         if taken:
             raise RuntimeError(f"cannot restart {name}: port {taken} was taken by another process meanwhile")
         log = self.cluster_dir / "logs" / f"{name}.log"
@@ -124,16 +140,19 @@ class ControlPlane:
             self.start(name)
         return dead
 
-    def supervise(self, stop: threading.Event, every: float = 2.0) -> threading.Thread:
+    def supervise(self, stop: threading.Event, say: Callable[[str], None], every: float = 2.0) -> threading.Thread:
         """Revive dead components every `every` s until `stop`; a fault restarting one holds `lock`."""
         def loop() -> None:
             while not stop.wait(every):
                 try:
                     with self.lock:
+                        t0 = time.monotonic()
                         for name in self.revive():
                             self.revived.append((time.time(), name))
+                            say(f"supervisor: {name} had exited; started again ({time.monotonic() - t0:.1f}s)")
                 except Exception as exc:  # a dead supervisor would hide every later death
                     self.revived.append((time.time(), f"revive failed: {exc}"))
+                    say(f"supervisor: {exc}")
         thread = threading.Thread(target=loop, name="supervisor", daemon=True)
         thread.start()
         return thread

@@ -34,7 +34,7 @@ from ..timing import summary
 from .fencing import Fencing, check
 from .harness import LEASE, LEASE_DURATION, Harness
 from .invariants import Findings, check_children, check_decoys, check_sites
-from .proxy import FaultProxy
+from .proxy import ProxyProcess
 from .workload import Workload
 
 QUIET_S = 30.0
@@ -81,7 +81,7 @@ def _takeover(old: OperatorProcess, others: list[OperatorProcess], how: signal.S
     raise TimeoutError(f"no replica took over within 60s of {how.name}")
 
 
-def _replace(h: Harness, old: OperatorProcess, proxy: FaultProxy) -> None:
+def _replace(h: Harness, old: OperatorProcess, proxy: ProxyProcess) -> None:
     """Wait for `old` to exit, start a new replica on its proxy, wait until it stands by."""
     if old.proc is not None:
         old.proc.wait(60)
@@ -154,7 +154,8 @@ def _standby_cost(h: Harness) -> dict[str, Any]:
     out: dict[str, Any] = {"window_s": QUIET_S}
     for op, proxy in h.replicas:
         role = _role(op) or "unknown"
-        requests = sum(proxy.stats.forwarded[s] for s in range(start[id(proxy)], proxy.second()))
+        forwarded = proxy.stats().forwarded
+        requests = sum(forwarded[s] for s in range(start[id(proxy)], proxy.second()))
         rss = memory_kib(op.pid).get("VmRSS", 0)
         out[role] = {"rss_mib": round(rss / 1024, 1), "requests_per_min": round(requests * 60 / QUIET_S, 1)}
     return out

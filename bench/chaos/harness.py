@@ -3,7 +3,7 @@
 The operator runs as its container does (`python -m staticsite_operator`, bench's
 OperatorProcess), as the bench's ServiceAccount (every one of its requests is in the
 audit log, Lease calls included), with leader election on as the chart runs it, and
-connected through a FaultProxy (proxy.py) so that watch stalls and API errors can be
+connected through a ProxyProcess (proxy.py) so that watch stalls and API errors can be
 injected; with no fault injected the proxy only forwards.
 """
 
@@ -20,11 +20,11 @@ import yaml
 
 from ..audit import AuditLog
 from ..cluster import OPERATOR_USER, SA_NAMESPACE, BenchCluster
-from ..kclient import ApiError, Client
+from ..kclient import Client
 from ..operator_process import OperatorProcess
 from ..timing import Progress
 from .control import ControlPlane
-from .proxy import FaultProxy, kubeconfig_through
+from .proxy import ProxyProcess, kubeconfig_through
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 LEASE = "staticsite-chaos"
@@ -44,8 +44,9 @@ class Harness:
     token: str = field(init=False)
     server: str = field(init=False)
     ca_file: str = field(init=False)
-    replicas: list[tuple[OperatorProcess, FaultProxy]] = field(default_factory=list)
+    replicas: list[tuple[OperatorProcess, ProxyProcess]] = field(default_factory=list)
     _started: int = 0
+    _proxies: int = 0
     _supervising: threading.Event = field(init=False)
     _lock: threading.RLock = field(default_factory=threading.RLock)
     restarts: list[tuple[float, str, int | None]] = field(default_factory=list)  # (wall, log, exit code)
@@ -55,7 +56,7 @@ class Harness:
         self.control = ControlPlane(self.cluster.directory)
         self.control.record()
         self._supervising = threading.Event()
-        self.control.supervise(self._supervising)
+        self.control.supervise(self._supervising, self.progress)
         threading.Thread(target=self._supervise, name="operator supervisor", daemon=True).start()
         identity = self.cluster.operator_identity(self.out / "operator.kubeconfig", hours=12)
         config: dict[str, Any] = yaml.safe_load(identity.read_text())
@@ -72,17 +73,18 @@ class Harness:
         return str(path)
 
     # --- operator replicas -------------------------------------------------------------
-    def proxy(self, seed: int = 0) -> FaultProxy:
-        return FaultProxy(self.server, self.ca_file, seed).start()
+    def proxy(self, seed: int = 0) -> ProxyProcess:
+        self._proxies += 1
+        return ProxyProcess(self.server, self.ca_file, seed, self.out / "logs" / f"proxy-{self._proxies}.log")
 
-    def start_operator(self, proxy: FaultProxy) -> OperatorProcess:
+    def start_operator(self, proxy: ProxyProcess) -> OperatorProcess:
         """One more replica, through `proxy`: leader election on, a new identity."""
         with self._lock:
             op = self._spawn(proxy)
             self.replicas.append((op, proxy))
         return op
 
-    def retire(self, op: OperatorProcess) -> FaultProxy:
+    def retire(self, op: OperatorProcess) -> ProxyProcess:
         """Take `op` out of the supervised replicas (before a fault kills or stops it); returns its proxy."""
         with self._lock:
             proxy = next(p for o, p in self.replicas if o is op)
@@ -100,7 +102,7 @@ class Harness:
                         self.progress(f"WARNING: {op.log_path.name} exited ({code}); restarting it")
                         self.replicas[i] = (self._spawn(proxy), proxy)
 
-    def _spawn(self, proxy: FaultProxy) -> OperatorProcess:
+    def _spawn(self, proxy: ProxyProcess) -> OperatorProcess:
         self._started += 1
         n = self._started
         kubeconfig = self.out / f"operator-{n}.kubeconfig"
@@ -149,7 +151,7 @@ class Harness:
             try:
                 self.driver.request("GET", "/api/v1/namespaces", query=[("limit", "1")], timeout=5)
                 return time.monotonic() - t0
-            except (ApiError, OSError):
+            except Exception:  # refused, reset, 5xx while it starts: all mean "not yet"
                 time.sleep(0.2)
         raise TimeoutError(f"the API server did not come back within {timeout}s")
 

@@ -14,19 +14,25 @@ by chunk, so watches work through it. Its faults:
   fairness or a failing etcd would answer; the rest is forwarded.
 
 It counts what it forwarded and answered, per second, so backoff can be judged
-(`Stats`). It runs its own event loop in a thread; the methods are thread-safe.
+(`Stats`). It runs in a process of its own (`ProxyProcess`, commanded over a pipe):
+in the harness's process it would share an interpreter lock with the driver's and
+the watches' threads, and a slow proxy is a fault of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -56,7 +62,7 @@ class FaultProxy:
         self.upstream = upstream.rstrip("/")
         self._ssl = ssl.create_default_context(cafile=ca_file)
         self.port = 0
-        self.started = time.monotonic()
+        self.started = time.time()
         self.stats = Stats()
         self._rng = random.Random(seed)  # the fault schedule is replayable; the traffic is not
         self._dead: set[int] = set()     # id() of stalled connections (transports)
@@ -93,9 +99,9 @@ class FaultProxy:
             self._error_rate, self._error_until = rate, time.monotonic() + seconds
         self._loop.call_soon_threadsafe(begin)
 
-    def second(self, at: float | None = None) -> int:
-        """The stats' second for a monotonic time (now by default)."""
-        return int((time.monotonic() if at is None else at) - self.started)
+    def second(self) -> int:
+        """The stats' current second."""
+        return int(time.time() - self.started)
 
     # --- the server (its own thread and loop) -----------------------------------------
     def _serve(self) -> None:
@@ -159,6 +165,14 @@ class FaultProxy:
         self.stats.forwarded[self.second()] += 1
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         body = await request.read()
+        try:
+            return await self._forward(request, conn, headers, body)
+        except aiohttp.ClientConnectorError:
+            # The API server is down (being restarted): what a load balancer in front of it answers.
+            return aiohttp.web.Response(status=503, text="upstream unavailable")
+
+    async def _forward(self, request: aiohttp.web.Request, conn: int, headers: dict[str, str],
+                       body: bytes) -> aiohttp.web.StreamResponse:
         async with self._session.request(request.method, self.upstream + request.rel_url.raw_path_qs,
                                          headers=headers, data=body or None, allow_redirects=False) as upstream:
             response = aiohttp.web.StreamResponse(status=upstream.status, reason=upstream.reason)
@@ -174,6 +188,11 @@ class FaultProxy:
                 await response.write_eof()
             except ConnectionResetError:
                 pass  # the client went away (a killed operator, a closed watch): nothing to forward to
+            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError):
+                # The API server went away mid-response (a restart): the client must see its connection
+                # break, as it would without the proxy, not a response that never ends.
+                if request.transport is not None:
+                    request.transport.close()
             return response
 
 
@@ -185,3 +204,76 @@ def kubeconfig_through(proxy_port: int, token: str) -> dict[str, Any]:
         "users": [{"name": "operator", "user": {"token": token}}],
         "contexts": [{"name": "chaos", "context": {"cluster": "proxy", "user": "operator"}}],
     }
+
+
+def serve(argv: list[str] | None = None) -> None:
+    """`python -m bench.chaos.proxy UPSTREAM CA SEED`: one line of JSON ({port, started}), then commands
+    on stdin, one per line, each answered by one line of JSON: `stall S`, `errors RATE S`, `stats`."""
+    upstream, ca_file, seed = argv or sys.argv[1:4]
+    proxy = FaultProxy(upstream, ca_file, int(seed)).start()
+    print(json.dumps({"port": proxy.port, "started": proxy.started}), flush=True)
+    for line in sys.stdin:
+        command, *args = line.split()
+        if command == "stall":
+            proxy.stall(float(args[0]))
+        elif command == "errors":
+            proxy.errors(float(args[0]), float(args[1]))
+        elif command == "stop":
+            break
+        stats = proxy.stats
+        print(json.dumps({"forwarded": dict(stats.forwarded), "injected": dict(stats.injected),
+                          "frozen": stats.frozen}), flush=True)
+    proxy.stop()
+
+
+class ProxyProcess:
+    """A FaultProxy in a child process, with the same controls."""
+
+    def __init__(self, upstream: str, ca_file: str, seed: int, log: Path) -> None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as err:
+            self._proc = subprocess.Popen([sys.executable, "-m", "bench.chaos.proxy", upstream, ca_file, str(seed)],
+                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
+                                          cwd=Path(__file__).resolve().parents[2])
+        self._lock = threading.Lock()
+        assert self._proc.stdout is not None
+        hello = json.loads(self._proc.stdout.readline() or "{}")
+        if "port" not in hello:
+            raise RuntimeError("the fault proxy did not start")
+        self.port, self.started = int(hello["port"]), float(hello["started"])
+
+    def _command(self, line: str) -> dict[str, Any]:
+        with self._lock:
+            assert self._proc.stdin is not None and self._proc.stdout is not None
+            self._proc.stdin.write(line + "\n")
+            self._proc.stdin.flush()
+            answer: dict[str, Any] = json.loads(self._proc.stdout.readline() or "{}")
+            return answer
+
+    def stall(self, seconds: float) -> None:
+        self._command(f"stall {seconds}")
+
+    def errors(self, rate: float, seconds: float) -> None:
+        self._command(f"errors {rate} {seconds}")
+
+    def stats(self) -> Stats:
+        raw = self._command("stats")
+        return Stats(Counter({int(k): v for k, v in raw.get("forwarded", {}).items()}),
+                     Counter({int(k): v for k, v in raw.get("injected", {}).items()}), int(raw.get("frozen", 0)))
+
+    def second(self) -> int:
+        return int(time.time() - self.started)
+
+    def stop(self) -> None:
+        if self._proc.poll() is None:
+            with contextlib.suppress(OSError, ValueError):
+                self._command("stop")
+            try:
+                self._proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(5)
+
+
+if __name__ == "__main__":
+    serve()
