@@ -18,6 +18,7 @@ bench/chaos measures the same under load, 10 failovers, with the Lease's own rec
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -31,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from bench.chaos.fencing import identity
+
 from tests.conftest import AuditLog, Cluster, wait_for
 from tests.integration import sites
 
@@ -168,7 +169,7 @@ def test_one_leads_the_other_stands_by_and_they_hand_over(cluster: Cluster, name
             spans.setdefault(who, []).append(write.at)
     assert len(spans) >= 2, spans.keys()
     ordered = sorted((min(t), max(t), who) for who, t in spans.items())
-    for (_, end, who), (start, _, nxt) in zip(ordered, ordered[1:], strict=False):
+    for (_, end, who), (start, _, nxt) in itertools.pairwise(ordered):
         assert end < start, f"{who} wrote until {end}, after {nxt} began at {start}"
     killed = [ts for who, ts in spans.items() if who.startswith(f"{leader.name}_")]
     assert all(t < killed_at for ts in killed for t in ts), "a killed replica's write reached the API server later"
@@ -179,7 +180,8 @@ def test_a_replica_that_cannot_lead_never_writes(cluster: Cluster, namespace: st
     """The Lease is held by someone else (a foreign holder renewing it): our replica stands by,
     ready, and sends no write however its queue fills."""
     now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
-    lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": LEASE, "namespace": namespace},
+    lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+             "metadata": {"name": LEASE, "namespace": namespace},
              "spec": {"holderIdentity": "someone-else", "leaseDurationSeconds": 3600, "renewTime": now,
                       "acquireTime": now}}
     cluster.kubectl("apply", "-f", "-", input=json.dumps(lease))

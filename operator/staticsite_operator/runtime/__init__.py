@@ -9,7 +9,10 @@ the core's reconcile lives here:
 - `settings`: kopf's settings for a quiet operator (server-side label selectors, no
   diff-base annotations, no peering writes);
 - `kopffix`: a workaround inside kopf 1.45 (quadratic index readiness);
-- `metrics`: the Prometheus series.
+- `metrics`: the Prometheus series;
+- `leader`: leader election on a Lease, the gate that holds a standby's reconciles, and
+  the fence that stops a former leader's writes;
+- `health`, `kopfwatch`: the liveness and readiness endpoints, and what they read of kopf.
 
 controller-runtime keeps the same pieces in `pkg/cache`, `pkg/internal/controller` and
 `pkg/reconcile`; kube-rs in `kube-runtime/src/{reflector,scheduler,controller}`.
