@@ -1,5 +1,8 @@
 # syntax=docker/dockerfile:1
-# staticsite-operator image: `make image` (needs Docker; it cannot be built on a host without one).
+# staticsite-operator image. `docker build .` works; `make image` builds it here with no
+# Docker and no registry: BuildKit's built-in Dockerfile frontend (so the syntax line
+# above is not fetched), PYTHON_IMAGE set to a base made from Debian packages, and the
+# image stored straight into the local cluster's containerd (hack/images.sh).
 #
 # Two stages: the builder installs the package and its dependencies into a virtualenv;
 # the final stage copies only that virtualenv onto the same slim base, so no pip cache,

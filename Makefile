@@ -11,11 +11,10 @@ CACHE := $(or $(STATICSITE_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/statics
 TOOLS_BIN := $(CACHE)/$(KUBE_VERSION)/bin
 KUBECONFIG_PATH := $(CACHE)/kubeconfig
 export PATH := $(TOOLS_BIN):$(PATH):/usr/sbin
-IMAGE ?= staticsite-operator:dev
 PYTEST_ARGS ?=
 
 ##@ Set-up
-.PHONY: venv tools nginx
+.PHONY: venv tools nginx chromium
 venv: $(VENV)/.installed ## Python virtualenv with the operator and its test/lint tools
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11+ is required: install python3 and re-run"; exit 1; }
@@ -32,13 +31,22 @@ nginx: ## Install Debian's nginx and busybox (nginx checks and serves rendered c
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light busybox >/dev/null \
 	  || { echo "could not install them: run 'sudo apt-get install nginx-light busybox' and re-run"; exit 1; }; }
 
+chromium: ## Install Debian's chromium (the browser test loads a served SPA headless, over the DevTools protocol)
+	@command -v chromium >/dev/null || { echo "installing chromium (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+	  || { echo "could not install chromium: run 'sudo apt-get install chromium' and re-run"; exit 1; }; }
+	@chromium --version >/dev/null 2>&1 || { echo "chromium is installed but does not run: chromium --version failed"; exit 1; }
+
 ##@ Cluster
-.PHONY: cluster-up cluster-down
-cluster-up: tools ## Start the local kwok cluster (kubeconfig in ~/.cache/staticsite-operator/kubeconfig)
+.PHONY: cluster-up cluster-down images
+cluster-up: tools ## Start the local cluster: control plane, 2 fake nodes, 1 real node (kubeconfig in ~/.cache/staticsite-operator/kubeconfig)
 	@hack/cluster.sh up >/dev/null
 
-cluster-down: ## Stop and delete the local cluster
+cluster-down: ## Stop and delete the local cluster (the node's images are kept)
 	hack/cluster.sh down
+
+images: cluster-up ## Build the operator, nginx, fetcher and fixture images into the real node (cached; ~4 min cold)
+	@hack/images.sh build
 
 ##@ Develop
 .PHONY: dev crd lint fmt run
@@ -46,12 +54,8 @@ crd: venv ## Regenerate crds/ and the chart's copy from models.py
 	cd operator && ../$(PY) -m staticsite_operator.api.crd > ../crds/staticsite.dev_staticsites.yaml
 	cp crds/staticsite.dev_staticsites.yaml charts/staticsite-operator/crds/ 2>/dev/null || true
 
-dev: venv cluster-up ## Cluster + CRD + example sites, then run the operator here (Ctrl-C to stop)
-	KUBECONFIG=$(KUBECONFIG_PATH) kubectl apply --server-side -f crds/
-	KUBECONFIG=$(KUBECONFIG_PATH) kubectl apply -f examples/
-	@echo "operator starting; in another shell: export KUBECONFIG=$(KUBECONFIG_PATH); kubectl get staticsites -A"
-	KUBECONFIG=$(KUBECONFIG_PATH) STATICSITE_LISTEN_ADDRESS=127.0.0.1 STATICSITE_HEALTH_PORT=8081 \
-	  $(PY) -m staticsite_operator
+dev: venv images ## Cluster + example sites served on 127.0.0.1, and the operator running here (Ctrl-C stops)
+	@hack/dev.sh $(PY)
 
 lint: venv ## ruff, mypy --strict, the import layers contract, hadolint
 	$(VENV)/bin/ruff check operator tests bench hack
@@ -63,15 +67,18 @@ fmt: venv ## Fix what ruff can fix
 	$(VENV)/bin/ruff check --fix operator tests bench hack
 
 ##@ Test
-.PHONY: test test-unit test-integration
-test: venv tools nginx lint ## Everything CI runs: lint, unit, integration, install tests, and the bench and chaos harnesses, small
-	$(PY) -m pytest tests bench/test_smoke.py bench/test_chaos_smoke.py $(PYTEST_ARGS)
+.PHONY: test test-unit test-integration test-e2e
+test: venv tools nginx chromium lint ## Everything CI runs: lint, unit (a real browser too), integration, e2e on the real node, the bench and chaos harnesses, small
+	@hack/test.sh $(PY) -m pytest tests bench/test_smoke.py bench/test_chaos_smoke.py $(PYTEST_ARGS)
 
-test-unit: venv nginx ## Tests that need no cluster
+test-unit: venv nginx chromium ## Tests that need no cluster
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: venv tools ## Tests against the local cluster (started if needed)
-	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+test-integration: venv tools ## Tests against the local cluster's API and fake nodes (started if needed)
+	@hack/test.sh $(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+test-e2e: venv tools ## The chart and sites on the real node, served by real nginx pods
+	@hack/test.sh $(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 ##@ Benchmark
 .PHONY: bench
@@ -83,13 +90,10 @@ bench: venv tools ## Convergence time, API writes and memory for 10, 100 and 100
 chaos: venv tools ## Faults (kills, API and etcd restarts, stalls, 429/5xx, failovers) while 300 sites converge; ~1 h
 	$(PY) -m bench.chaos $(CHAOS_ARGS)
 
-##@ Image (needs Docker)
-.PHONY: image e2e-kind
-image: ## Build the operator image
-	docker build -t $(IMAGE) .
-
-e2e-kind: venv image ## kind cluster, image loaded, helm install, a site served through a port-forward
-	$(PY) -m pytest tests/e2e_kind --cluster=kind $(PYTEST_ARGS)
+##@ Image
+.PHONY: image
+image: cluster-up ## Build the operator image from the Dockerfile with BuildKit, into the real node (no Docker)
+	@hack/images.sh build operator
 
 ##@ Help
 .PHONY: help

@@ -18,11 +18,12 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from . import report, scenarios, source
+from . import report, scenarios, sites, source
 from .audit import AuditLog
 from .cluster import OPERATOR_USER, BenchCluster
 from .kclient import DRIVER_AGENT, FLOOR_AGENT, Client
 from .measure import Bench, attach_requests
+from .profile import summarize
 from .timing import Progress
 
 PODS_PER_NODE = 110  # kwok's fake nodes advertise 110 pods each
@@ -43,14 +44,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-floor-delete", action="store_true",
                    help="skip the floor's e_delete at the last size, where nothing runs after it "
                         "(the same garbage collection as the operator's; ~10 min at 1000)")
+    p.add_argument("--replicas", type=int, default=1,
+                   help="replicas of every site (default: %(default)s; the scale scenario: 0, no pods at all)")
+    p.add_argument("--no-ingress", action="store_true", help="sites without a domain, so without an Ingress")
+    p.add_argument("--profile", action="store_true",
+                   help="record the operator's CPU with py-spy: OUT/profiles/*.speedscope.json and summary.md")
     p.add_argument("--git-ref", default=None,
                    help="measure the operator as committed at this git ref (default: the working tree)")
     args = p.parse_args(argv)
     args.sizes = [int(s) for s in str(args.sizes).split(",") if s.strip()]
     if not args.sizes or min(args.sizes) < 1:
         p.error("--sizes needs positive integers")
-    # A rollout surges one extra pod per site (maxSurge 1): room for 2 pods per site.
-    args.nodes = args.nodes or max(4, math.ceil(2 * max(args.sizes) / (PODS_PER_NODE - 10)))
+    # A rollout surges one extra pod per site (maxSurge 1): room for replicas + 1 pods per site.
+    pods = (args.replicas + 1) * max(args.sizes) if args.replicas else 0
+    args.nodes = args.nodes or max(4, math.ceil(pods / (PODS_PER_NODE - 10)))
+    sites.SHAPE.replicas, sites.SHAPE.ingress = args.replicas, not args.no_ingress
     return args
 
 
@@ -96,6 +104,7 @@ def _run(args: argparse.Namespace, progress: Progress, src: source.Source) -> in
     results: dict[str, Any] = {
         "machine": report.machine(cluster.kube_version()),
         "config": {"sizes": args.sizes, "idle_seconds": args.idle_seconds, "workers": args.workers or None,
+                   "replicas": args.replicas, "ingress": not args.no_ingress,
                    "threads": args.threads, "nodes": results_nodes, "cluster": cluster.name,
                    "operator_source": src.describe(), "commit": src.commit, "dirty": src.dirty},
         "sizes": {},
@@ -103,7 +112,7 @@ def _run(args: argparse.Namespace, progress: Progress, src: source.Source) -> in
     driver = Client(str(cluster.kubeconfig), DRIVER_AGENT, pool=args.threads + 2)
     floor_client = Client(str(cluster.kubeconfig), FLOOR_AGENT, pool=args.threads + 2)
     bench = Bench(cluster, src, driver, floor_client, out, args.threads, args.workers or None, args.idle_seconds,
-                  progress, cluster.component_pids())
+                  progress, cluster.component_pids(), profile=args.profile)
     audit_log = AuditLog(cluster.audit_log)
     status = 0
     t_start = time.monotonic()
@@ -116,8 +125,13 @@ def _run(args: argparse.Namespace, progress: Progress, src: source.Source) -> in
             if not args.no_floor:
                 progress(f"=== N={n}: floor")
                 fls = floor.run(bench, n, delete=not (args.no_floor_delete and n == args.sizes[-1]))
-            time.sleep(1)  # the last audit records reach the file
-            requests = audit_log.read(mark, keep=(OPERATOR_USER.encode(), FLOOR_AGENT.encode()))
+            # The API server writes its audit log a little behind: wait (bounded) until the
+            # operator's requests are there, since a_create always makes some.
+            for _ in range(20):
+                time.sleep(0.5)
+                requests = audit_log.read(mark, keep=(OPERATOR_USER.encode(), FLOOR_AGENT.encode()))
+                if any(r.user == OPERATOR_USER and r.verb not in ("get", "list", "watch") for r in requests):
+                    break
             attach_requests(ops, requests, user=OPERATOR_USER, sites=n)
             attach_requests(fls, requests, agent_prefix=FLOOR_AGENT, sites=n)
             if ops and ops[1].requests.get("requests", 0) == 0:  # a_create always makes requests
@@ -144,6 +158,8 @@ def _run(args: argparse.Namespace, progress: Progress, src: source.Source) -> in
         else:
             cluster.down()
     results["config"]["wall_seconds"] = round(time.monotonic() - t_start, 1)
+    if args.profile and (profiles := sorted((out / "profiles").glob("*.speedscope.json"))):
+        (out / "profiles" / "summary.md").write_text(summarize(profiles))
     table = report.write(results, out)
     progress(f"done in {results['config']['wall_seconds']:.0f}s; results in {out}/")
     print(table)

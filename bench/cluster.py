@@ -24,7 +24,7 @@ CLUSTER_SH = ROOT / "hack" / "cluster.sh"
 CRD_FILE = ROOT / "crds" / "staticsite.dev_staticsites.yaml"
 SA_NAMESPACE, SA_NAME = "staticsite-bench", "operator"
 OPERATOR_USER = f"system:serviceaccount:{SA_NAMESPACE}:{SA_NAME}"
-BENCH_SERVICE_CIDR = "10.128.0.0/16"  # must not overlap kwokctl's default 10.0.0.0/24
+BENCH_SERVICE_CIDR = "100.65.0.0/16"  # outside 10/8, and next to the cluster's own 100.64.0.0/16 (hack/lib.sh)
 
 
 def cache_dir() -> Path:

@@ -43,6 +43,7 @@ class Bench:
     idle_seconds: float
     progress: Progress
     components: dict[str, int]  # control-plane pids
+    profile: bool = False       # record each operator process with py-spy (bench/profile.py)
 
     def deadline(self, n: int) -> float:
         """A bound for one wait at size n: generous, but a stuck run still ends."""

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from .profile import Profiler
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -40,8 +42,10 @@ def _get(url: str, timeout: float = 2) -> str | None:
 
 class OperatorProcess:
     def __init__(self, kubeconfig: Path, log_path: Path, python_path: Path, workers: int | None = None,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 profile: Path | None = None, extra_env: dict[str, str] | None = None) -> None:
         self.kubeconfig = kubeconfig
+        self.profile = profile
+        self.profiler: Profiler | None = None
         self.python_path = python_path
         self.log_path = log_path
         self.workers = workers
@@ -71,6 +75,8 @@ class OperatorProcess:
             self.proc = subprocess.Popen([sys.executable, "-m", "staticsite_operator"], env=env,
                                          stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.started_at = time.monotonic()
+        if self.profile is not None:
+            self.profiler = Profiler(self.proc.pid, self.profile)
         return self
 
     def alive(self) -> bool:
@@ -135,6 +141,9 @@ class OperatorProcess:
         """SIGTERM (kopf shuts down gracefully), SIGKILL after `timeout`; returns the seconds taken."""
         if self.proc is None:
             return 0.0
+        if self.profiler is not None:
+            self.profiler.stop()
+            self.profiler = None
         t0 = time.monotonic()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

@@ -30,7 +30,8 @@ MANAGER = "staticsite-bench"  # the field manager of the user who owns the Stati
 def _start(bench: Bench, n: int, run: int) -> OperatorProcess:
     kubeconfig = bench.cluster.operator_identity(bench.out / "operator.kubeconfig")
     log = bench.out / f"operator-{n}-{run}.log"
-    return OperatorProcess(kubeconfig, log, bench.source.python_path, bench.workers).start()
+    profile = bench.out / "profiles" / f"operator-{n}-{run}.speedscope.json" if bench.profile else None
+    return OperatorProcess(kubeconfig, log, bench.source.python_path, bench.workers, profile).start()
 
 
 def _converge(bench: Bench, n: int, watcher: Watcher, win: Window, op: OperatorProcess, version: int,

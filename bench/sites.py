@@ -1,13 +1,27 @@
 """The StaticSites the bench creates: small, realistic, and all alike.
 
-Each site has three files, one domain (so all five children exist: two ConfigMaps,
-a Service, a Deployment and an Ingress) and one replica. `version` changes the
-content only, which is what scenario (b) does to every site.
+Each site has three files, one domain (so every child exists: its ConfigMap, a Service,
+a Deployment and an Ingress) and one replica, unless `--no-ingress` or `--replicas`
+say otherwise (the scale scenario runs 10,000 sites at `--replicas 0`, so that fake
+nodes are not what is measured). `version` changes the content only, which is what
+scenario (b) does to every site.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass
+class Shape:
+    """What every bench site looks like: set once from the command line (--replicas, --no-ingress)."""
+
+    replicas: int = 1
+    ingress: bool = True
+
+
+SHAPE = Shape()
 
 
 def name(i: int) -> str:
@@ -26,8 +40,8 @@ def manifest(site: str, namespace: str, version: int) -> dict[str, Any]:
         "kind": "StaticSite",
         "metadata": {"name": site, "namespace": namespace},
         "spec": {
-            "replicas": 1,
-            "domains": [f"{site}.{namespace}.bench.example"],
+            "replicas": SHAPE.replicas,
+            "domains": [f"{site}.{namespace}.bench.example"] if SHAPE.ingress else [],
             "content": {"inline": {"files": files}},
         },
     }

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from staticsite_operator.core import kinds
+
 ROOT = Path(__file__).resolve().parent.parent
 OPERATOR_SCENARIOS = {"startup", "a_create", "b_update", "c_idle", "d_restart", "e_delete"}
 FLOOR_SCENARIOS = {"a_create", "b_update", "e_delete"}
@@ -48,5 +50,5 @@ def test_bench_runs_end_to_end(tmp_path: Path) -> None:
     assert size["operator"]["a_create"]["requests"]["writes"] > 0
     restart = size["operator"]["d_restart"]["requests"]["by_verb_resource"]
     assert any(key.startswith("list ") for key in restart), restart
-    assert size["floor"]["a_create"]["requests"]["writes"] == 2 * 5  # five children per site
+    assert size["floor"]["a_create"]["requests"]["writes"] == 2 * len(kinds.CHILDREN)  # every child of a site
     assert "| N |" in run.stdout  # the table is printed at the end

@@ -2,7 +2,8 @@
 # Build (once) every binary the local cluster needs, from Go modules and npm.
 #
 # Output: $TOOLS_BIN (printed at the end), holding kube-apiserver,
-# kube-controller-manager, kube-scheduler, kubectl, etcd, kwok, kwokctl, helm.
+# kube-controller-manager, kube-scheduler, kubectl, etcd, kwok, kwokctl, helm, and for
+# the real node kubelet, kube-proxy, containerd (+ shim, ctr), runc, buildkitd, buildctl.
 # Each tool has a stamp file naming the version it was built at, so a second
 # run only checks stamps and takes a second or two.
 set -euo pipefail
@@ -28,31 +29,35 @@ command -v go >/dev/null || die "go not found: install Go 1.26+ (https://go.dev/
 fresh() { [[ -x "$TOOLS_BIN/$1" && "$(cat "$TOOLS_BIN/.$1.version" 2>/dev/null)" == "$2" ]]; }
 stamp() { echo "$2" >"$TOOLS_BIN/.$1.version"; }
 
-# go_build_progress LOGFILE -- go build args...: runs `go build -v` and prints a
-# line every 100 compiled packages, so a 20-minute cold build is visibly alive.
-go_build_progress() {
-  local logfile=$1; shift
+# go_progress LOGFILE build|install ARGS...: runs `go build -v` (or install) and prints
+# a line every 100 compiled packages, so a 20-minute cold build is visibly alive.
+go_progress() {
+  local logfile=$1 verb=$2; shift 2
   set +e
-  go build -v "$@" 2>&1 | tee "$logfile" | awk '
+  go "$verb" -v "$@" 2>&1 | tee "$logfile" | awk '
     /^(go: downloading|go: finding)/ { d++; if (d % 100 == 0) printf "  ... %d modules downloaded\n", d; fflush(); next }
     { n++; if (n % 100 == 0) printf "  ... %d packages compiled\n", n; fflush() }'
   local rc=${PIPESTATUS[0]}
   set -e
   if [[ $rc -ne 0 ]]; then
     tail -n 30 "$logfile" >&2
-    die "go build failed (full log: $logfile)"
+    die "go $verb failed (full log: $logfile)"
   fi
 }
 
 # --- Kubernetes: wrapper module replacing every staging module ---------------
+KUBE_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
+
 build_kubernetes() {
   local k8s=$KUBE_VERSION
   local staging_ver="v0.${k8s#v1.}"          # v1.36.3 -> v0.36.3
-  local all_fresh=1 b
-  for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
-    fresh "$b" "$k8s" || all_fresh=0
+  local stale=() b
+  # Only the stale ones are linked again: adding a binary to the list compiles only
+  # the packages it adds, from the shared Go build cache.
+  for b in "${KUBE_BINARIES[@]}"; do
+    fresh "$b" "$k8s" || stale+=("$b")
   done
-  if [[ $all_fresh == 1 ]]; then log "kubernetes $k8s: cached"; return; fi
+  if [[ ${#stale[@]} == 0 ]]; then log "kubernetes $k8s: cached"; return; fi
 
   local dir=$src_root/kubernetes-$k8s
   mkdir -p "$dir"
@@ -87,17 +92,16 @@ build_kubernetes() {
     ld+=" -X $pkg.gitVersion=$k8s -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
     ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$date_now"
   done
-  log "kubernetes $k8s: building apiserver, controller-manager, scheduler, kubectl (cold: 20-40 min on 2 cores)"
-  (cd "$dir" && go_build_progress "$dir/build.log" -trimpath -ldflags "$ld" -o "$TOOLS_BIN/" \
-    k8s.io/kubernetes/cmd/kube-apiserver \
-    k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler \
-    k8s.io/kubernetes/cmd/kubectl)
+  log "kubernetes $k8s: building ${stale[*]} (cold: 6-10 min on 2 cores; warm: about a minute)"
+  (cd "$dir" && go_progress "$dir/build.log" build -trimpath -ldflags "$ld" -o "$TOOLS_BIN/" \
+    "${stale[@]/#/k8s.io/kubernetes/cmd/}")
   local v
-  v=$("$TOOLS_BIN/kube-apiserver" --version)
-  [[ "$v" == "Kubernetes $k8s" ]] || die "kube-apiserver reports '$v', expected 'Kubernetes $k8s' (version ldflags wrong?)"
-  for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do stamp "$b" "$k8s"; done
-  log "kubernetes $k8s: done ($v)"
+  for b in "${stale[@]}"; do
+    [[ $b == kubectl ]] && v=$("$TOOLS_BIN/$b" version --client | head -1) || v=$("$TOOLS_BIN/$b" --version)
+    [[ "$v" == *"$k8s" ]] || die "$b reports '$v', expected $k8s (version ldflags wrong?)"
+    stamp "$b" "$k8s"
+  done
+  log "kubernetes $k8s: done (${stale[*]})"
 }
 
 # --- etcd: wrapper module (go install refuses its replace directives) --------
@@ -114,7 +118,7 @@ go 1.24
 require go.etcd.io/etcd/server/v3 $ETCD_VERSION
 EOF
   log "etcd $ETCD_VERSION: building"
-  (cd "$dir" && go_build_progress "$dir/build.log" -trimpath -ldflags "-s -w" \
+  (cd "$dir" && go_progress "$dir/build.log" build -trimpath -ldflags "-s -w" \
     -o "$TOOLS_BIN/etcd" go.etcd.io/etcd/server/v3)
   "$TOOLS_BIN/etcd" --version | head -1
   stamp etcd "$ETCD_VERSION"
@@ -148,8 +152,61 @@ EOF
   stamp helm "$KUBECTL_LAYER_NPM"
 }
 
+# --- the real node's runtime: containerd and runc --------------------------------
+build_containerd() {
+  local v=$CONTAINERD_VERSION
+  if fresh containerd "$v" && fresh ctr "$v" && fresh containerd-shim-runc-v2 "$v"; then
+    log "containerd $v: cached"; return
+  fi
+  log "containerd $v: go install containerd, containerd-shim-runc-v2, ctr (about a minute cold)"
+  local m=github.com/containerd/containerd/v2
+  GOFLAGS= GOBIN="$TOOLS_BIN" go_progress "$src_root/containerd-$v.log" install -trimpath \
+    -ldflags "-s -w -X $m/version.Version=$v" "$m/cmd/containerd@$v" "$m/cmd/containerd-shim-runc-v2@$v" "$m/cmd/ctr@$v"
+  "$TOOLS_BIN/containerd" --version | grep -q " $v " || die "containerd does not report $v"
+  stamp containerd "$v"; stamp ctr "$v"; stamp containerd-shim-runc-v2 "$v"
+}
+
+# apt_need PACKAGE FILE: install a Debian package when FILE (something it ships) is missing.
+apt_need() {
+  [[ -e "$2" ]] && return
+  log "installing Debian's $1 (apt-get)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null; } ||
+    die "could not install $1: run 'sudo apt-get install $1' and re-run"
+}
+
+build_runc() {
+  local v=$RUNC_VERSION
+  if fresh runc "$v"; then log "runc $v: cached"; return; fi
+  # runc filters syscalls with libseccomp (cgo): the RuntimeDefault profile needs it.
+  apt_need libseccomp-dev /usr/include/seccomp.h
+  log "runc $v: go install (cgo, seccomp)"
+  CGO_ENABLED=1 GOFLAGS= GOBIN="$TOOLS_BIN" go_progress "$src_root/runc-$v.log" install -trimpath \
+    -tags "seccomp urfave_cli_no_docs" -ldflags "-s -w" "github.com/opencontainers/runc@$v"
+  "$TOOLS_BIN/runc" --version | grep -q "libseccomp" || die "runc was built without seccomp"
+  stamp runc "$v"
+}
+
+# --- BuildKit: builds the Dockerfile into containerd's image store -------------------
+build_buildkit() {
+  local v=$BUILDKIT_VERSION
+  if fresh buildkitd "$v" && fresh buildctl "$v"; then log "buildkit $v: cached"; return; fi
+  # `go install` refuses the module's exclude directives: build inside the module instead.
+  local dir
+  dir=$(GOFLAGS= go mod download -json "github.com/moby/buildkit@$v" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+  [[ -d "$dir" ]] || die "could not download github.com/moby/buildkit@$v from the Go proxy"
+  log "buildkit $v: building buildkitd and buildctl (cold: about 4 min)"
+  (cd "$dir" && go_progress "$src_root/buildkit-$v.log" build -trimpath \
+    -ldflags "-s -w -X github.com/moby/buildkit/version.Version=$v" -o "$TOOLS_BIN/" ./cmd/buildkitd ./cmd/buildctl)
+  "$TOOLS_BIN/buildctl" --version | grep -q " $v" || die "buildctl does not report $v"
+  stamp buildkitd "$v"; stamp buildctl "$v"
+}
+
 fetch_helm
 build_kwok
 build_etcd
 build_kubernetes
+build_containerd
+build_runc
+build_buildkit
 log "all tools ready in $TOOLS_BIN"

@@ -1,7 +1,9 @@
 """Shared fixtures: a real Kubernetes API for the tests that need one.
 
-- default: the local kwok cluster (hack/cluster.sh), started here if it is not running
-  and stopped at the end if this session started it;
+- default: the local cluster (hack/cluster.sh), started here if it is not running
+  and stopped at the end if this session started it. Its pods go to kwok's fake nodes,
+  except in namespaces that opt in to the real node (`Cluster.use_real_node`, used by
+  tests/e2e): the images of the integration tests' pods cannot be pulled here;
 - `--kubeconfig PATH`: an existing cluster;
 - `--cluster=kind`: a kind cluster from pytest-kind-ng, on a host with Docker.
 
@@ -57,6 +59,13 @@ class Cluster:
 
     def kubectl_json(self, *args: str) -> Any:
         return json.loads(self.kubectl(*args, "-o", "json").stdout)
+
+    def use_real_node(self, namespace: str) -> None:
+        """Pods of `namespace` go to the real node (a default toleration and node selector)."""
+        result = subprocess.run([str(CLUSTER_SH), "use-real-node", namespace], text=True, capture_output=True,
+                                env=self.env() | {"KUBECONFIG_PATH": self.kubeconfig}, timeout=60, check=False)
+        if result.returncode != 0:
+            pytest.fail(f"hack/cluster.sh use-real-node {namespace} failed: {result.stderr.strip()}")
 
 
 def _cluster_env_value(name: str) -> str:

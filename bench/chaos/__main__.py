@@ -32,8 +32,8 @@ from .harness import LEASE, LEASE_DURATION, Harness
 from .scenarios import Fault, Result
 from .workload import Workload
 
-SCENARIOS = ("kill-create", "kill-update", "apiserver-restart", "etcd-restart", "watch-stall", "api-errors",
-             "flood", "delete-in-flight", "ha")
+SCENARIOS = ("kill-create", "kill-update", "apiserver-restart", "etcd-restart", "watch-stall", "watch-expiry",
+             "partition", "api-errors", "slow-api", "flood", "delete-in-flight", "ha")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -49,6 +49,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--stall-seconds", type=float, default=30, help="how long new connections stay stalled")
     p.add_argument("--error-rate", type=float, default=0.3, help="share of requests answered 429/500/503")
     p.add_argument("--error-seconds", type=float, default=30, help="how long API errors are injected")
+    p.add_argument("--partition-seconds", type=float, default=20, help="how long the operator is cut off")
+    p.add_argument("--expiry-seconds", type=float, default=5, help="how long resumed watches get 410 Gone")
+    p.add_argument("--slow-delay", type=float, default=1.0, help="seconds added to every request (slow-api)")
+    p.add_argument("--slow-seconds", type=float, default=30, help="how long requests are slow")
+    p.add_argument("--partitions", type=int, default=2, help="partitions of the leader in the ha scenario")
     p.add_argument("--threads", type=int, default=16, help="concurrent requests of the driver")
     p.add_argument("--nodes", type=int, default=0, help="kwok nodes (default: room for the pods of every site)")
     p.add_argument("--out", type=Path, default=Path("bench/results/chaos"), help="output (default: %(default)s)")
@@ -181,6 +186,10 @@ def _run(args: argparse.Namespace, h: Harness, results: dict[str, Any]) -> int:
     once("etcd-restart", lambda s: Fault(delay(s, "update", 0.2, 0.5),
                                          scenarios.restart_component("etcd", restart_kwok=True)))
     once("watch-stall", lambda s: Fault(delay(s, "update", 0.1, 0.3), scenarios.stall(args.stall_seconds)))
+    once("watch-expiry", lambda s: Fault(delay(s, "update", 0.1, 0.3), scenarios.watch_expiry(args.expiry_seconds)))
+    once("partition", lambda s: Fault(delay(s, "update", 0.1, 0.3), scenarios.partition(args.partition_seconds)))
+    once("slow-api", lambda s: Fault(delay(s, "update", 0.1, 0.3),
+                                     scenarios.slow_api(args.slow_delay, args.slow_seconds)))
     once("api-errors", lambda s: Fault(delay(s, "update", 0.1, 0.3),
                                        scenarios.api_errors(args.error_rate, args.error_seconds)))
     if "flood" in args.scenarios:
@@ -190,7 +199,8 @@ def _run(args: argparse.Namespace, h: Harness, results: dict[str, Any]) -> int:
         record(scenarios.run(h, main, "delete-in-flight", seed=seed,
                              side=scenarios.delete_in_flight(20, seed)), base_update)
     if "ha" in args.scenarios:
-        outcome = ha.run(h, main, kills=args.failovers, handovers=args.handovers, seed=args.seed_list[0])
+        outcome = ha.run(h, main, kills=args.failovers, handovers=args.handovers, partitions=args.partitions,
+                         partition_s=args.partition_seconds, seed=args.seed_list[0])
         results["ha"] = outcome.as_dict()
         h.progress(f"ha: {'ok' if outcome.ok() else 'FAILED'}: {outcome.as_dict()['fencing']}")
     main.stop()

@@ -8,7 +8,12 @@ content several times a second:
   (from the kill until its /readyz says "leader"), and a new replica is started in
   place of the dead one and waited for until it stands by with synced caches;
 - the leader is stopped gracefully (SIGTERM) `handovers` times, timed the same way:
-  it finishes its reconciles and releases the Lease, so no lease expiry is waited for.
+  it finishes its reconciles and releases the Lease, so no lease expiry is waited for;
+- the leader is cut off from the API server (its proxy resets every connection)
+  `partitions` times for `partition_s`: it cannot renew, so its fence closes and it
+  must stop writing before the standby, which still reaches the API server, takes
+  over when the lease expires; timed from the cut until the standby leads. After
+  the partition the old leader must come back as a standby (never a second leader).
 
 Then the churn stops, every site must converge and every invariant hold, and the audit
 log must show no write by a replica that did not hold the Lease (fencing.py). In a
@@ -44,6 +49,8 @@ QUIET_S = 30.0
 class HaResult:
     kills: list[float] = field(default_factory=list)        # takeover seconds after a SIGKILL
     handovers: list[float] = field(default_factory=list)    # takeover seconds after a SIGTERM
+    partitions: list[float] = field(default_factory=list)   # takeover seconds after the leader was cut off
+    rejoins: list[float] = field(default_factory=list)      # seconds from a partition's end to "standby"
     changes: int = 0
     converged: bool = False
     fencing: Fencing = field(default_factory=Fencing)
@@ -54,11 +61,13 @@ class HaResult:
     def ok(self) -> bool:
         return (self.converged and self.findings.ok() and not self.fencing.double_writes
                 and not self.fencing.unattributed and self.error is None
-                and all(t <= 15 for t in self.kills))
+                and all(t <= 15 for t in self.kills + self.partitions))
 
     def as_dict(self) -> dict[str, Any]:
         return {"sigkill_takeover": summary(self.kills) | {"all_s": [round(t, 2) for t in self.kills]},
                 "graceful_takeover": summary(self.handovers) | {"all_s": [round(t, 2) for t in self.handovers]},
+                "partition_takeover": summary(self.partitions) | {"all_s": [round(t, 2) for t in self.partitions]},
+                "partition_rejoin": summary(self.rejoins) | {"all_s": [round(t, 2) for t in self.rejoins]},
                 "changes_during_failovers": self.changes, "converged": self.converged,
                 "fencing": self.fencing.as_dict(), "invariants": self.findings.as_dict(),
                 "standby_cost": self.standby, "error": self.error, "ok": self.ok()}
@@ -89,7 +98,32 @@ def _replace(h: Harness, old: OperatorProcess, proxy: ProxyProcess) -> None:
     h.wait_role(new, ("standby",), timeout=180)
 
 
-def run(h: Harness, work: Workload, *, kills: int, handovers: int, seed: int) -> HaResult:
+def _partition(h: Harness, seconds: float) -> tuple[float, float]:
+    """Cut the leader off for `seconds`: (seconds until another replica leads, seconds from the partition's
+    end until the old leader stands by again)."""
+    leader = h.leader()
+    if leader is None:
+        raise RuntimeError("no leader")
+    proxy = next(p for op, p in h.replicas if op is leader)
+    others = [op for op, _ in h.replicas if op is not leader]
+    proxy.partition(seconds)
+    t0 = time.monotonic()
+    took = None
+    while time.monotonic() - t0 < seconds + 60:
+        if took is None and any(_role(op) == "leader" for op in others):
+            took = time.monotonic() - t0
+        if took is not None and time.monotonic() - t0 >= seconds:
+            break
+        time.sleep(0.02)
+    if took is None:
+        raise TimeoutError(f"no replica took over within {seconds + 60:.0f}s of a partition of the leader")
+    ended = t0 + seconds
+    h.wait_role(leader, ("standby",), timeout=120)
+    return took, time.monotonic() - ended
+
+
+def run(h: Harness, work: Workload, *, kills: int, handovers: int, seed: int, partitions: int = 0,
+        partition_s: float = 20.0) -> HaResult:
     out = HaResult()
     h.stop_all()
     for _ in range(2):
@@ -123,6 +157,12 @@ def run(h: Harness, work: Workload, *, kills: int, handovers: int, seed: int) ->
             (out.kills if how == signal.SIGKILL else out.handovers).append(took)
             h.progress(f"ha: {how.name} {i + 1}: the standby took over in {took:.2f}s")
             _replace(h, leader, proxy)
+        for i in range(partitions):
+            took, rejoined = _partition(h, partition_s)
+            out.partitions.append(took)
+            out.rejoins.append(rejoined)
+            h.progress(f"ha: partition {i + 1}: the standby took over in {took:.2f}s; the old leader stood by "
+                       f"again {rejoined:.2f}s after the partition")
     except Exception as exc:  # reported, and the checks still run
         out.error = f"{type(exc).__name__}: {exc}"
         h.progress(f"ha: {out.error}")

@@ -85,10 +85,12 @@ def check_sites(client: Client, namespace: str, wanted: dict[str, dict[str, Any]
             continue
         rendered = render.render(render.Site(name, namespace, site["metadata"]["uid"],
                                              models.StaticSiteSpec.model_validate(spec)))
-        content = children.get(("ConfigMap", render.Names.of(name).content))
-        want_data = next(o for o in rendered.objects if o["metadata"]["name"] == render.Names.of(name).content)["data"]
+        # One immutable ConfigMap per revision, named by its checksum (core.render.Names).
+        config = render.Names.of(name, rendered.checksum).config
+        content = children.get(("ConfigMap", config))
+        want_data = next(o for o in rendered.objects if o["metadata"]["name"] == config)["data"]
         if content is None or content.get("data") != want_data:
-            findings.lost_updates.append(f"{name}: ConfigMap {render.Names.of(name).content} is not the last content")
+            findings.lost_updates.append(f"{name}: ConfigMap {config} (the last content's) is missing or differs")
         deployment = children.get(("Deployment", name))
         annotations = (((deployment or {}).get("spec") or {}).get("template") or {}).get("metadata", {}).get(
             "annotations") or {}

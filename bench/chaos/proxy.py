@@ -12,6 +12,16 @@ by chunk, so watches work through it. Its faults:
 - **errors**: for a while, a seeded fraction of requests is answered by the proxy
   itself with 429 (with Retry-After) or 500/503, as the API server's priority and
   fairness or a failing etcd would answer; the rest is forwarded.
+- **partition**: every open connection is reset at once, and every request that
+  arrives while the partition lasts has its connection reset too: the API server is
+  unreachable from this client only (other replicas, the driver and the control plane
+  still reach it).
+- **slow**: for a while, every request waits a fixed delay before it is forwarded: an
+  API server slow under load (answers take seconds, nothing fails).
+- **expire**: every open watch is cut, and for a while every watch that resumes from a
+  resourceVersion is answered with the API server's `ERROR 410 Expired` event (its
+  watch cache no longer holds that version, as after etcd compaction): the client must
+  list again.
 
 It counts what it forwarded and answered, per second, so backoff can be judged
 (`Stats`). It runs in a process of its own (`ProxyProcess`, commanded over a pipe):
@@ -69,6 +79,11 @@ class FaultProxy:
         self._stall_until = 0.0          # monotonic; new connections before then are stalled too
         self._error_until = 0.0
         self._error_rate = 0.0
+        self._cut_until = 0.0            # partition
+        self._slow_until, self._slow_delay = 0.0, 0.0
+        self._expire_until = 0.0
+        self._transports: dict[int, Any] = {}   # id -> transport of every open connection
+        self._watching: set[int] = set()        # ids of connections carrying a watch now
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._stopping: asyncio.Event | None = None
@@ -98,6 +113,33 @@ class FaultProxy:
         def begin() -> None:
             self._error_rate, self._error_until = rate, time.monotonic() + seconds
         self._loop.call_soon_threadsafe(begin)
+
+    def partition(self, seconds: float) -> None:
+        """Reset every open connection, and every new one for `seconds`."""
+        def begin() -> None:
+            self._cut_until = time.monotonic() + seconds
+            self._abort(list(self._transports))
+        self._loop.call_soon_threadsafe(begin)
+
+    def slow(self, delay: float, seconds: float) -> None:
+        """Delay every request by `delay` s before forwarding it, for `seconds`."""
+        def begin() -> None:
+            self._slow_delay, self._slow_until = delay, time.monotonic() + seconds
+        self._loop.call_soon_threadsafe(begin)
+
+    def expire(self, seconds: float) -> None:
+        """Cut every open watch; answer resumed watches with ERROR 410 for `seconds`."""
+        def begin() -> None:
+            self._expire_until = time.monotonic() + seconds
+            self._abort(list(self._watching))
+        self._loop.call_soon_threadsafe(begin)
+
+    def _abort(self, keys: list[int]) -> None:
+        for key in keys:
+            transport = self._transports.pop(key, None)
+            self._watching.discard(key)
+            if transport is not None and not transport.is_closing():
+                transport.abort()
 
     def second(self) -> int:
         """The stats' current second."""
@@ -131,6 +173,9 @@ class FaultProxy:
     def _connection(self, request: aiohttp.web.Request) -> int:
         transport = request.transport
         key = id(transport)
+        if len(self._transports) > 512:  # forget closed connections now and then
+            self._transports = {k: t for k, t in self._transports.items() if not t.is_closing()}
+        self._transports[key] = transport
         if key not in self._open:
             self._open.add(key)
             if time.monotonic() < self._stall_until:
@@ -160,16 +205,39 @@ class FaultProxy:
         conn = self._connection(request)
         if conn in self._dead:
             await self._freeze()
+        now = time.monotonic()
+        if now < self._cut_until:
+            self.stats.injected[self.second()] += 1
+            self._abort([conn])
+            raise aiohttp.web.HTTPServiceUnavailable  # never sent: the connection is gone
         if (error := self._injected()) is not None:
             return error
+        if now < self._slow_until:
+            await asyncio.sleep(self._slow_delay)
+        watch = request.query.get("watch") in ("true", "1")
+        if watch and now < self._expire_until and request.query.get("resourceVersion"):
+            self.stats.injected[self.second()] += 1
+            return self._expired()
         self.stats.forwarded[self.second()] += 1
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         body = await request.read()
+        if watch:
+            self._watching.add(conn)
         try:
             return await self._forward(request, conn, headers, body)
         except aiohttp.ClientConnectorError:
             # The API server is down (being restarted): what a load balancer in front of it answers.
             return aiohttp.web.Response(status=503, text="upstream unavailable")
+        finally:
+            self._watching.discard(conn)
+
+    @staticmethod
+    def _expired() -> aiohttp.web.Response:
+        """What the API server streams when a watch asks for a version it no longer has."""
+        event = {"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                             "reason": "Expired", "code": 410,
+                                             "message": "too old resource version (injected by the chaos proxy)"}}
+        return aiohttp.web.Response(status=200, text=json.dumps(event) + "\n", content_type="application/json")
 
     async def _forward(self, request: aiohttp.web.Request, conn: int, headers: dict[str, str],
                        body: bytes) -> aiohttp.web.StreamResponse:
@@ -208,7 +276,8 @@ def kubeconfig_through(proxy_port: int, token: str) -> dict[str, Any]:
 
 def serve(argv: list[str] | None = None) -> None:
     """`python -m bench.chaos.proxy UPSTREAM CA SEED`: one line of JSON ({port, started}), then commands
-    on stdin, one per line, each answered by one line of JSON: `stall S`, `errors RATE S`, `stats`."""
+    on stdin, one per line, each answered by one line of JSON: `stall S`, `errors RATE S`, `partition S`,
+    `slow DELAY S`, `expire S`, `stats`."""
     upstream, ca_file, seed = argv or sys.argv[1:4]
     proxy = FaultProxy(upstream, ca_file, int(seed)).start()
     print(json.dumps({"port": proxy.port, "started": proxy.started}), flush=True)
@@ -218,6 +287,12 @@ def serve(argv: list[str] | None = None) -> None:
             proxy.stall(float(args[0]))
         elif command == "errors":
             proxy.errors(float(args[0]), float(args[1]))
+        elif command == "partition":
+            proxy.partition(float(args[0]))
+        elif command == "slow":
+            proxy.slow(float(args[0]), float(args[1]))
+        elif command == "expire":
+            proxy.expire(float(args[0]))
         elif command == "stop":
             break
         stats = proxy.stats
@@ -255,6 +330,15 @@ class ProxyProcess:
 
     def errors(self, rate: float, seconds: float) -> None:
         self._command(f"errors {rate} {seconds}")
+
+    def partition(self, seconds: float) -> None:
+        self._command(f"partition {seconds}")
+
+    def slow(self, delay: float, seconds: float) -> None:
+        self._command(f"slow {delay} {seconds}")
+
+    def expire(self, seconds: float) -> None:
+        self._command(f"expire {seconds}")
 
     def stats(self) -> Stats:
         raw = self._command("stats")

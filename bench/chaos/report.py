@@ -66,7 +66,13 @@ def markdown(results: dict[str, Any]) -> str:
                   f"| SIGKILL of the leader → the standby leads | {kill['count']} | {_fmt(kill['p50_s'], 2)} | "
                   f"{_fmt(kill['max_s'], 2)} |",
                   f"| SIGTERM of the leader → the standby leads | {term['count']} | {_fmt(term['p50_s'], 2)} | "
-                  f"{_fmt(term['max_s'], 2)} |", "",
+                  f"{_fmt(term['max_s'], 2)} |",
+                  *([f"| leader cut off from the API server → the standby leads | {part['count']} | "
+                     f"{_fmt(part['p50_s'], 2)} | {_fmt(part['max_s'], 2)} |",
+                     f"| partition over → the old leader stands by again | {back['count']} | "
+                     f"{_fmt(back['p50_s'], 2)} | {_fmt(back['max_s'], 2)} |"]
+                    if (part := ha.get("partition_takeover") or {}).get("count")
+                    and (back := ha.get("partition_rejoin") or {}) else []), "",
                   f"Double writers: **{fence['double_writes']}** among {fence['writes_checked']} writes checked "
                   f"against {fence['leaders']} successive Lease holders ({ha['changes_during_failovers']} spec "
                   f"changes during the failovers); writes with no identity: {fence['unattributed_writes']}. "

@@ -16,6 +16,7 @@ time: a run that does not converge is reported as such, never waited for forever
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -167,23 +168,28 @@ def run(h: Harness, work: Workload, scenario: str, *, seed: int | None = None, f
 def _watch_reconnects(requests: list[Request], since_wall: float) -> dict[str, Any]:
     """When each watched resource's watch was opened again after the fault began (audit log)."""
     first: dict[str, float] = {}
+    lists = 0
     for req in sorted(requests, key=lambda r: r.at):
         if req.verb == "watch" and req.at >= since_wall:
             first.setdefault(req.resource, req.at - since_wall)
+        lists += req.verb == "list" and req.at >= since_wall  # re-listings (after a 410, a restart)
     if not first:
-        return {}
+        return {"lists_after_fault": lists} if lists else {}
     return {"watches_reopened_first_s": round(min(first.values()), 2),
-            "watches_reopened_all_s": round(max(first.values()), 2), "watches_reopened": len(first)}
+            "watches_reopened_all_s": round(max(first.values()), 2), "watches_reopened": len(first),
+            "lists_after_fault": lists}
 
 
 def _applies_to(writes: list[Request], namespace: str, site: str) -> dict[str, int]:
-    """The operator's writes to one site's objects: applies of its children, and status patches."""
-    children = {f"/namespaces/{namespace}/{plural}/{name}" for plural, name in (
-        ("configmaps", f"{site}-content"), ("configmaps", f"{site}-nginx"), ("services", site),
-        ("deployments", site), ("ingresses", site))}
-    status = f"/namespaces/{namespace}/staticsites/{site}/status"
+    """The operator's writes to one site's objects: applies of its children, and status patches.
+
+    Its ConfigMaps are one per revision, named `{site}-{checksum[:10]}` (core.render.Names)."""
+    prefix = f"/namespaces/{namespace}/"
+    named = {f"{prefix}{plural}/{site}" for plural in ("services", "deployments", "ingresses")}
+    config = re.compile(re.escape(f"{prefix}configmaps/{site}-") + "[0-9a-f]{10}$")
+    status = f"{prefix}staticsites/{site}/status"
     paths = [r.uri.split("?")[0] for r in writes]
-    return {"child_applies": sum(any(p.endswith(c) for c in children) for p in paths),
+    return {"child_applies": sum(any(p.endswith(c) for c in named) or bool(config.search(p)) for p in paths),
             "status_patches": sum(p.endswith(status) for p in paths)}
 
 
@@ -259,6 +265,41 @@ def api_errors(rate: float, seconds: float) -> Inject:
                       "req_per_s_during": round(stats.rate(before, during), 1),
                       "req_per_s_peak_during": stats.peak(before, during),
                       "req_per_s_after": round(stats.rate(during, during + 10), 1)}
+    return inject
+
+
+def partition(seconds: float) -> Inject:
+    """The operator cannot reach the API server for `seconds`: every connection reset, new ones too."""
+    def inject(h: Harness, rec: Record) -> None:
+        (_, proxy), *_ = h.replicas
+        proxy.partition(seconds)
+        rec.began(f"partition: the operator's connections reset for {seconds:.0f}s")
+        time.sleep(seconds)
+        rec.end = time.monotonic()
+    return inject
+
+
+def slow_api(delay: float, seconds: float) -> Inject:
+    """Every request of the operator answered `delay` s late for `seconds`."""
+    def inject(h: Harness, rec: Record) -> None:
+        (_, proxy), *_ = h.replicas
+        before = proxy.second()
+        proxy.slow(delay, seconds)
+        rec.began(f"slow API: every request {delay:.1f}s late for {seconds:.0f}s")
+        time.sleep(seconds)
+        rec.end = time.monotonic()
+        rec.extra["req_per_s_during"] = round(proxy.stats().rate(before, proxy.second()), 1)
+    return inject
+
+
+def watch_expiry(seconds: float) -> Inject:
+    """Every watch cut, and answered 410 Expired when it resumes, for `seconds`: every kind is listed again."""
+    def inject(h: Harness, rec: Record) -> None:
+        (_, proxy), *_ = h.replicas
+        proxy.expire(seconds)
+        rec.began(f"watch expiry: watches cut and answered 410 Gone for {seconds:.0f}s")
+        time.sleep(seconds)
+        rec.end = time.monotonic()
     return inject
 
 

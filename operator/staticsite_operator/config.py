@@ -92,6 +92,14 @@ class Config(BaseModel):
     fetcher_image: Annotated[str, _or_default(models.DEFAULT_FETCHER_IMAGE)] = Field(
         models.DEFAULT_FETCHER_IMAGE, alias="STATICSITE_FETCHER_IMAGE",
         description="Image of the init container that fetches git and archive content.")
+    routes_image: Annotated[str, _or_default(models.DEFAULT_ROUTES_IMAGE)] = Field(
+        models.DEFAULT_ROUTES_IMAGE, alias="STATICSITE_ROUTES_IMAGE",
+        description="Image of the init container that renders a git or archive site's nginx.conf with its "
+                    "_redirects and _headers: the operator's own image (the chart sets it).")
+    quiet_rollout: float = Field(
+        15.0, ge=0, le=600, alias="STATICSITE_QUIET_ROLLOUT_SECONDS",
+        description="Seconds of a rollout during which its progress is not written to status: a rollout "
+                    "done by then writes Ready only (one status write instead of two).")
     policy_dir: str = Field(
         "", alias="STATICSITE_POLICY_DIR",
         description="Directory holding the platform's policy, one file per key (the chart mounts its policy "

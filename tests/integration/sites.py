@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,6 +47,22 @@ def apply(cluster: Cluster, obj: dict[str, Any]) -> None:
 def get(cluster: Cluster, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
     res = cluster.kubectl("-n", namespace, "get", kind, name, "-o", "json", check=False)
     return json.loads(res.stdout) if res.returncode == 0 else None
+
+
+def config_of(cluster: Cluster, namespace: str, site: str) -> dict[str, Any] | None:
+    """The ConfigMap of the revision the site's Deployment mounts (content, nginx.conf)."""
+    dep = get(cluster, namespace, "deployment", site)
+    if dep is None:
+        return None
+    (name,) = {v["configMap"]["name"] for v in dep["spec"]["template"]["spec"]["volumes"] if "configMap" in v}
+    return get(cluster, namespace, "configmap", name)
+
+
+def configmaps_of(cluster: Cluster, namespace: str, site: str) -> list[str]:
+    """The names of every ConfigMap labelled for the site."""
+    out = cluster.kubectl("-n", namespace, "get", "configmaps", "-l", f"app.kubernetes.io/instance={site}",
+                          "-o", "name").stdout.split()
+    return sorted(name.split("/", 1)[1] for name in out)
 
 
 def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
@@ -95,16 +112,21 @@ def policy_dir(policy: dict[str, str]) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def running_operator(namespace: str, policy: dict[str, str] | None = None) -> Iterator[kopf.testing.KopfRunner]:
-    """The operator in a thread of this process, watching one namespace (as kopf's docs suggest),
-    started with the launch command the image uses, under `policy` (default: the built-in one)."""
-    config = Config.from_env({"STATICSITE_NAMESPACES": namespace, "STATICSITE_HEALTH_PORT": "0"})
+def running_operator(namespace: str,
+                     policy: dict[str, str] | None = None) -> Iterator[kopf.testing.KopfRunner]:
+    """The operator in a thread of this process, serving `namespace` (comma-separated for
+    several), started with the launch command the image uses, under `policy` (default: the
+    built-in one). Like the image, it is configured by environment variables only: the one
+    source for kopf's arguments and for what the operator watches."""
     with contextlib.ExitStack() as stack:
+        env = stack.enter_context(pytest.MonkeyPatch.context())
+        env.setenv("STATICSITE_NAMESPACES", namespace)
+        env.setenv("STATICSITE_HEALTH_PORT", "0")
         if policy is not None:
-            # The operator reads its configuration from this process's environment at start-up.
-            stack.enter_context(pytest.MonkeyPatch.context()).setenv(
-                "STATICSITE_POLICY_DIR", stack.enter_context(policy_dir(policy)))
-        with kopf.testing.KopfRunner(kopf_args(config), timeout=60) as runner:
+            env.setenv("STATICSITE_POLICY_DIR", stack.enter_context(policy_dir(policy)))
+        else:
+            env.delenv("STATICSITE_POLICY_DIR", raising=False)
+        with kopf.testing.KopfRunner(kopf_args(Config.from_env(os.environ)), timeout=60) as runner:
             yield runner
     assert runner.exception is None, runner.output
     assert runner.exit_code == 0, runner.output

@@ -12,8 +12,9 @@
 
 kwok fakes pods: the operator pod is "Running" without anything running, and kwok only
 completes pods owned by a Job, so the `helm test` pod never finishes here. The lifecycle
-test checks that helm creates that pod and that admission accepts it; whether it passes
-is checked on a real cluster by tests/e2e_kind.
+test checks that helm creates that pod and that admission accepts it. Whether it passes
+is not checked anywhere here: it needs cluster DNS, which the local cluster does not run;
+tests/e2e installs the chart on the real node and checks the operator pod's endpoints.
 """
 
 from __future__ import annotations

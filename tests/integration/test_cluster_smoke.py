@@ -3,6 +3,11 @@
 CRUD through the API server; a Deployment reaching readyReplicas == replicas (so the
 controller-manager, scheduler and kwok all ran); owner-reference garbage collection;
 and server-side apply conflicts between two field managers.
+
+These run on kwok's fake nodes (the test namespaces do not opt in to the real node), so
+no container starts and Ready is kwok's word: the Deployment's `image: nginx` as UID 101
+would fail in a real container (`mkdir() "/var/lib/nginx/body" failed (13: Permission
+denied)`). tests/e2e/test_real_node.py is its real-node twin, with the local nginx image.
 """
 
 from __future__ import annotations
@@ -64,6 +69,9 @@ def test_deployment_becomes_ready(cluster: Cluster, namespace: str) -> None:
     pods = cluster.kubectl_json("-n", namespace, "get", "pods", "-l", "app=smoke")["items"]
     assert len(pods) == 3
     assert all(p["status"]["phase"] == "Running" and p["spec"].get("nodeName") for p in pods)
+    # kwok's Ready, not a container's: the pods must be on fake nodes, never the real one.
+    fake = {n["metadata"]["name"] for n in cluster.kubectl_json("get", "nodes", "-l", "type=kwok")["items"]}
+    assert {p["spec"]["nodeName"] for p in pods} <= fake
 
 
 def test_restricted_pod_security_is_enforced(cluster: Cluster, namespace: str) -> None:

@@ -32,8 +32,10 @@ def test_create_makes_children_and_becomes_ready(cluster: Cluster, namespace: st
     obj = sites.wait_ready(cluster, namespace, "hello")
 
     uid = obj["metadata"]["uid"]
-    for kind, name in [("deployment", "hello"), ("service", "hello"),
-                       ("configmap", "hello-content"), ("configmap", "hello-nginx")]:
+    config = sites.config_of(cluster, namespace, "hello")
+    assert config is not None and config["immutable"] is True and "nginx.conf" in config["data"]
+    assert sites.configmaps_of(cluster, namespace, "hello") == [config["metadata"]["name"]]
+    for kind, name in [("deployment", "hello"), ("service", "hello"), ("configmap", config["metadata"]["name"])]:
         child = sites.get(cluster, namespace, kind, name)
         assert child is not None, f"{kind}/{name} missing"
         refs = child["metadata"]["ownerReferences"]
@@ -71,9 +73,12 @@ def test_content_update_rolls_out(cluster: Cluster, namespace: str) -> None:
     dep = sites.get(cluster, namespace, "deployment", "web")
     assert dep is not None
     assert dep["spec"]["template"]["metadata"]["annotations"]["staticsite.dev/checksum"] != checksum
-    cm = sites.get(cluster, namespace, "configmap", "web-content")
+    cm = sites.config_of(cluster, namespace, "web")
     assert cm is not None and "v2" in cm["data"].values()
     assert "RollingOut" in [e["reason"] for e in sites.events(cluster, namespace, "web")]
+    # The superseded revision goes once the new one is rolled out.
+    wait_for(lambda: sites.configmaps_of(cluster, namespace, "web") == [cm["metadata"]["name"]],
+             what="the old revision's ConfigMap to be deleted")
 
 
 @pytest.mark.usefixtures("operator")
@@ -135,13 +140,16 @@ def test_deleted_or_edited_children_are_restored(cluster: Cluster, namespace: st
     wait_for(lambda: "evil" not in (sites.get(cluster, namespace, "deployment", "drift") or {})
              ["spec"]["template"]["spec"]["containers"][0]["image"], what="image restored")
 
-    content = sites.get(cluster, namespace, "configmap", "drift-content")
+    content = sites.config_of(cluster, namespace, "drift")
     assert content is not None
-    (key,) = content["data"]
-    cluster.kubectl("-n", namespace, "patch", "configmap", "drift-content", "--type=merge",
-                    "-p", json.dumps({"data": {key: "<h1>defaced</h1>"}}))
-    wait_for(lambda: (sites.get(cluster, namespace, "configmap", "drift-content") or {})
-             .get("data", {}).get(key) == "<h1>hello</h1>", what="content ConfigMap restored")
+    name = content["metadata"]["name"]
+    # An immutable ConfigMap cannot be defaced, only deleted: then it is re-created.
+    defaced = cluster.kubectl("-n", namespace, "patch", "configmap", name, "--type=merge",
+                              "-p", json.dumps({"data": {"nginx.conf": "defaced"}}), check=False)
+    assert defaced.returncode != 0 and "immutable" in defaced.stderr
+    cluster.kubectl("-n", namespace, "delete", "configmap", name)
+    wait_for(lambda: (cm := sites.get(cluster, namespace, "configmap", name))
+             and cm["metadata"]["uid"] != content["metadata"]["uid"], what="content ConfigMap re-created")
 
 
 @pytest.mark.usefixtures("operator")
@@ -152,9 +160,9 @@ def test_deleting_the_site_removes_its_children(cluster: Cluster, namespace: str
     cluster.kubectl("-n", namespace, "delete", "staticsite", "gone")
 
     def all_gone() -> bool:
-        kinds = [("deployment", "gone"), ("service", "gone"), ("ingress", "gone"),
-                 ("configmap", "gone-content"), ("configmap", "gone-nginx")]
-        return all(sites.get(cluster, namespace, k, n) is None for k, n in kinds)
+        kinds = [("deployment", "gone"), ("service", "gone"), ("ingress", "gone")]
+        return all(sites.get(cluster, namespace, k, n) is None for k, n in kinds) \
+            and sites.configmaps_of(cluster, namespace, "gone") == []
 
     wait_for(all_gone, timeout=60, what="garbage collection of every child")
 
@@ -169,19 +177,19 @@ def test_content_too_large_is_degraded_and_keeps_serving(cluster: Cluster, names
     assert "git" in cond["message"] and "archive" in cond["message"]
     ready = sites.condition(sites.get(cluster, namespace, "staticsite", "big"), "Ready")
     assert ready["status"] == "False" and ready["reason"] == "ContentTooLarge"
-    cm = sites.get(cluster, namespace, "configmap", "big-content")
-    assert cm is not None and list(cm["data"].values()) == ["small"], "the previous content keeps serving"
+    cm = sites.config_of(cluster, namespace, "big")
+    assert cm is not None and "small" in cm["data"].values(), "the previous content keeps serving"
     assert "ContentTooLarge" in [e["reason"] for e in sites.events(cluster, namespace, "big")]
 
 
 @pytest.mark.usefixtures("operator")
 def test_name_taken_by_a_user_object_is_left_alone(cluster: Cluster, namespace: str) -> None:
-    cluster.kubectl("-n", namespace, "create", "configmap", "mine-content", "--from-literal=keep=me")
+    cluster.kubectl("-n", namespace, "create", "service", "clusterip", "mine", "--tcp=81:81")
     sites.apply(cluster, sites.site("mine", namespace))
     cond = sites.wait_condition(cluster, namespace, "mine", "Degraded", "True", "NameConflict")
-    assert "mine-content" in cond["message"]
-    cm = sites.get(cluster, namespace, "configmap", "mine-content")
-    assert cm is not None and cm["data"] == {"keep": "me"} and "ownerReferences" not in cm["metadata"]
+    assert "Service 'mine'" in cond["message"]
+    svc = sites.get(cluster, namespace, "service", "mine")
+    assert svc is not None and svc["spec"]["ports"][0]["port"] == 81 and "ownerReferences" not in svc["metadata"]
 
 
 @pytest.mark.usefixtures("operator")

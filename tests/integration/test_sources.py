@@ -47,7 +47,7 @@ def git_site(name: str, namespace: str, **git: Any) -> dict[str, Any]:
 def fetch_env(cluster: Cluster, namespace: str, name: str) -> dict[str, str]:
     dep = sites.get(cluster, namespace, "deployment", name)
     assert dep is not None
-    (init,) = dep["spec"]["template"]["spec"]["initContainers"]
+    init = next(c for c in dep["spec"]["template"]["spec"]["initContainers"] if c["name"] == "fetch")
     return {e["name"]: e["value"] for e in init["env"]}
 
 
@@ -73,10 +73,10 @@ def test_moving_branch_rolls_out_and_an_old_sha_rolls_back(cluster: Cluster, nam
         env = fetch_env(cluster, namespace, "docs")
         assert env["GIT_SHA"] == first
         assert env["GIT_URL"] == repo.url
-        assert sites.get(cluster, namespace, "configmap", "docs-content") is None, "no inline content"
-        nginx_cm = sites.get(cluster, namespace, "configmap", "docs-nginx")
-        assert nginx_cm is not None and "fetch-git.sh" in nginx_cm["data"]
-        assert "root /srv/site/public;" in nginx_cm["data"]["nginx.conf"]
+        nginx_cm = sites.config_of(cluster, namespace, "docs")
+        assert nginx_cm is not None and set(nginx_cm["data"]) == {"site.json", "fetch-git.sh"}, "no inline content"
+        # The pod renders nginx.conf (siteconf.py) from site.json and the fetched files.
+        assert json.loads(nginx_cm["data"]["site.json"])["root"] == "/srv/site/public"
 
         second = repo.commit({"public/index.html": "<h1>v2</h1>"}, "v2")
         wait_revision(cluster, namespace, "docs", second)  # within one interval (10 s)
@@ -128,7 +128,8 @@ def test_archive_source_and_a_failed_checksum(cluster: Cluster, namespace: str) 
     with sites.running_operator(namespace):
         sites.apply(cluster, sites.site("art", namespace))
         sites.wait_ready(cluster, namespace, "art")
-        assert sites.get(cluster, namespace, "configmap", "art-content") is not None
+        inline = sites.config_of(cluster, namespace, "art")
+        assert inline is not None and "nginx.conf" in inline["data"]
 
         manifest = sites.site("art", namespace)
         manifest["spec"]["content"] = {"archive": archive}
@@ -138,8 +139,8 @@ def test_archive_source_and_a_failed_checksum(cluster: Cluster, namespace: str) 
         env = fetch_env(cluster, namespace, "art")
         assert env["ARCHIVE_SHA256"] == digest
         assert env["STRIP_COMPONENTS"] == "1"
-        wait_for(lambda: sites.get(cluster, namespace, "configmap", "art-content") is None,
-                 what="the inline content ConfigMap to be pruned after switching source")
+        wait_for(lambda: sites.get(cluster, namespace, "configmap", inline["metadata"]["name"]) is None,
+                 what="the inline content's revision to be pruned after switching source")
 
         # Report a failed fetch the way the kubelet would: exit 42 from the init container.
         pods = cluster.kubectl_json("-n", namespace, "get", "pods", "-l", "app.kubernetes.io/instance=art")["items"]

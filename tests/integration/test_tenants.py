@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -32,7 +30,7 @@ import yaml
 from tests.conftest import ROOT, AuditLog, Cluster, wait_for
 from tests.integration import sites
 from tests.integration.test_chart import helm
-from tests.unit.gitserver import QuietHandler, http_server
+from tests.unit.gitserver import QuietHandler, counting_listener, http_server
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("kube_env", "crd")]
 
@@ -192,33 +190,6 @@ def test_a_domain_belongs_to_its_first_claimant_until_it_lets_go(cluster: Cluste
 
 
 # --- outbound requests ------------------------------------------------------------------
-@contextmanager
-def counting_listener() -> Iterator[tuple[int, list[int]]]:
-    accepted: list[int] = []
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(8)
-        sock.settimeout(0.1)
-        stop = threading.Event()
-
-        def run() -> None:
-            while not stop.is_set():
-                try:
-                    conn, _ = sock.accept()
-                except TimeoutError:
-                    continue
-                accepted.append(1)
-                conn.close()
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        try:
-            yield sock.getsockname()[1], accepted
-        finally:
-            stop.set()
-            thread.join(timeout=2)
-
-
 def git_site(namespace: str, name: str, url: str) -> dict[str, Any]:
     return tenant_site(namespace, name, content={"git": {"url": url, "ref": "main", "interval": "10s"}})
 

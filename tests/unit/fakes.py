@@ -106,11 +106,13 @@ class Cluster:
         found = self.objects.get((kind, namespace, name))
         return copy.deepcopy(found) if found else None
 
-    def apply(self, obj: Obj) -> Obj:
+    def apply(self, obj: Obj, *, if_absent: bool = False) -> Obj:
         meta = obj["metadata"]
-        self.calls.append(Call("apply", obj["kind"], meta["name"], copy.deepcopy(obj)))
+        self.calls.append(Call("create" if if_absent else "apply", obj["kind"], meta["name"], copy.deepcopy(obj)))
         self._check("apply", obj["kind"])
         live = self.objects.get((obj["kind"], meta["namespace"], meta["name"]))
+        if if_absent and live is not None:
+            raise ApiError(409, "Conflict", "the object has been modified (resourceVersion precondition)")
         merged = copy.deepcopy(obj)
         merged["metadata"]["uid"] = live["metadata"]["uid"] if live else f"uid-{obj['kind']}-{meta['name']}"
         return self.put(merged)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import os
 import shutil
+import socket
 import subprocess
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -264,3 +265,32 @@ def http_server(handler: Callable[..., BaseHTTPRequestHandler]) -> Iterator[Thre
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@contextmanager
+def counting_listener() -> Iterator[tuple[int, list[int]]]:
+    """A TCP listener on 127.0.0.1 that counts the connections it accepts: proof that
+    something was, or was never, contacted."""
+    accepted: list[int] = []
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        sock.settimeout(0.1)
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.is_set():
+                try:
+                    conn, _ = sock.accept()
+                except TimeoutError:
+                    continue
+                accepted.append(1)
+                conn.close()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        try:
+            yield sock.getsockname()[1], accepted
+        finally:
+            stop.set()
+            thread.join(timeout=2)

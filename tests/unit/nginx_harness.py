@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import http.client
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -28,7 +29,8 @@ from typing import Any
 import pytest
 
 from staticsite_operator.api import models
-from staticsite_operator.core.nginxconf import render_nginx_conf
+from staticsite_operator.core import hostfiles, render
+from staticsite_operator.core.nginxconf import HostRules, render_nginx_conf
 
 NGINX_MISSING = (
     "nginx is required for the tests marked `nginx` and was not found on PATH or at /usr/sbin/nginx. "
@@ -62,11 +64,12 @@ def nginx_t(conf: Path) -> tuple[bool, str]:
     return proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def check_spec(spec: models.StaticSiteSpec) -> tuple[bool, str, str]:
-    """Render `spec` the way a test server would and run `nginx -t`: (passed, output, conf)."""
+def check_spec(spec: models.StaticSiteSpec, host: HostRules | None = None) -> tuple[bool, str, str]:
+    """Render `spec` (and the rules of its _redirects/_headers, `host`) the way a test server
+    would and run `nginx -t`: (passed, output, conf)."""
     with workdir() as tmp:
         (tmp / "site").mkdir(mode=0o755)
-        conf = render_nginx_conf(spec, root=str(tmp / "site"), listen="127.0.0.1:8080", tmp_dir=str(tmp))
+        conf = render_nginx_conf(spec, root=str(tmp / "site"), listen="127.0.0.1:8080", tmp_dir=str(tmp), host=host)
         path = tmp / "nginx.conf"
         path.write_text(conf)
         ok, output = nginx_t(path)
@@ -139,9 +142,13 @@ def write_site(content: models.InlineContent, root: Path) -> None:
 
 
 @contextmanager
-def serve(spec: models.StaticSiteSpec, root: Path | None = None) -> Iterator[Server]:
-    """A real nginx on 127.0.0.1 with `spec`'s rendered config, serving its inline files,
-    or the directory `root` when given (content fetched from git or an archive)."""
+def serve(spec: models.StaticSiteSpec, root: Path | None = None, host: HostRules | None = None,
+          conf_text: str | None = None) -> Iterator[Server]:
+    """A real nginx on 127.0.0.1 with `spec`'s rendered config (with the rules of the
+    content's _redirects/_headers: `host`, or those of the inline files when None), serving
+    its inline files, or the directory `root` when given (content fetched from git or an
+    archive). `conf_text`: a config rendered elsewhere (the pod's), with its root, listen
+    address and temporary directory swapped for this server's."""
     binary = nginx_binary()
     with workdir() as tmp:
         if root is None:
@@ -152,7 +159,12 @@ def serve(spec: models.StaticSiteSpec, root: Path | None = None) -> Iterator[Ser
         log_path = tmp / "nginx.log"
         for _attempt in range(3):  # the free port may be taken between probe and bind
             port = _free_port()
-            conf = render_nginx_conf(spec, root=str(root), listen=f"127.0.0.1:{port}", tmp_dir=str(tmp))
+            if conf_text is not None:
+                conf = _relocate(conf_text, root=str(root), listen=f"127.0.0.1:{port}", tmp_dir=str(tmp))
+            else:
+                rules = host if host is not None else _inline_rules(spec)
+                conf = render_nginx_conf(spec, root=str(root), listen=f"127.0.0.1:{port}", tmp_dir=str(tmp),
+                                         host=rules)
             (tmp / "nginx.conf").write_text(conf)
             with log_path.open("ab") as log:
                 proc = subprocess.Popen([binary, "-e", "stderr", "-c", str(tmp / "nginx.conf")],
@@ -160,13 +172,26 @@ def serve(spec: models.StaticSiteSpec, root: Path | None = None) -> Iterator[Ser
             server = Server(port, root, conf, log_path)
             if _wait_healthy(server, proc):
                 break
-            _stop(proc)
+            stop(proc)
         else:
             pytest.fail(f"nginx did not start; its output:\n{log_path.read_text(errors='replace')}")
         try:
             yield server
         finally:
-            _stop(proc)
+            stop(proc)
+
+
+def _inline_rules(spec: models.StaticSiteSpec) -> HostRules | None:
+    """The rules of the inline content's _redirects and _headers, as the operator reads them."""
+    inline = spec.content.inline
+    return hostfiles.parse_site(render._host_files(inline), spec.routing.semantics).host_rules() if inline else None
+
+
+def _relocate(conf: str, *, root: str, listen: str, tmp_dir: str) -> str:
+    """A pod's nginx.conf, moved onto this machine: its root, listen and temporary paths."""
+    conf = re.sub(r"(?m)^(\s*root) [^;]+;", rf"\1 {root};", conf)
+    conf = re.sub(r"(?m)^(\s*listen) \S+ default_server;", rf"\1 {listen} default_server;", conf)
+    return re.sub(r"(?m)^(\s*(?:pid|[a-z]+_temp_path)) /tmp/", rf"\1 {tmp_dir}/", conf)
 
 
 def _wait_healthy(server: Server, proc: subprocess.Popen[bytes], timeout: float = 10) -> bool:
@@ -183,9 +208,10 @@ def _wait_healthy(server: Server, proc: subprocess.Popen[bytes], timeout: float 
     return False
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a process this test started (nginx, chromium), by its PID."""
     if proc.poll() is None:
-        proc.terminate()  # SIGTERM: fast shutdown of the master and its workers
+        proc.terminate()  # SIGTERM: nginx's fast shutdown of the master and its workers
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:

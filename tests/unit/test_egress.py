@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -21,7 +18,7 @@ from staticsite_operator.clients.egress import Guard, public
 from staticsite_operator.core.policy import Network, Policy
 from staticsite_operator.core.ports import SourceRefused
 
-from .gitserver import QuietHandler, http_server
+from .gitserver import QuietHandler, counting_listener, http_server
 
 
 def resolver(table: dict[str, list[str]]) -> Any:
@@ -82,34 +79,6 @@ def test_host_patterns_are_checked_before_any_lookup() -> None:
     assert looked_up == ["git.example.com"]
     assert str(err.value) == guard.refused("gitlab.com").args[0]
     assert "443" not in str(err.value)
-
-
-@contextmanager
-def counting_listener() -> Iterator[tuple[int, list[int]]]:
-    """A TCP listener on 127.0.0.1 that counts the connections it accepts."""
-    accepted: list[int] = []
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(8)
-        sock.settimeout(0.1)
-        stop = threading.Event()
-
-        def run() -> None:
-            while not stop.is_set():
-                try:
-                    conn, _ = sock.accept()
-                except TimeoutError:
-                    continue
-                accepted.append(1)
-                conn.close()
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        try:
-            yield sock.getsockname()[1], accepted
-        finally:
-            stop.set()
-            thread.join(timeout=2)
 
 
 def test_the_default_policy_never_contacts_loopback() -> None:

@@ -416,9 +416,9 @@ def run_rendered_fetch(spec: dict[str, object], revision: str | None, dest: Path
     script from the rendered ConfigMap. Only DEST moves, from the pod's mount to `dest`."""
     parsed = models.StaticSiteSpec.model_validate(spec)
     rendered = render.render(render.Site("site", "ns", "uid", parsed, revision))
-    config = next(o for o in rendered.objects if o["metadata"]["name"] == "site-nginx")
+    config = next(o for o in rendered.objects if o["kind"] == "ConfigMap")
     deployment = next(o for o in rendered.objects if o["kind"] == "Deployment")
-    (init,) = deployment["spec"]["template"]["spec"]["initContainers"]
+    init = next(c for c in deployment["spec"]["template"]["spec"]["initContainers"] if c["name"] == "fetch")
     assert init["command"][0] == "sh"
     script_name = init["command"][1].rsplit("/", 1)[1]
     script = dest.parent / script_name  # world-readable, like the pod's ConfigMap mount

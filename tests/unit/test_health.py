@@ -1,10 +1,9 @@
-"""The probes' endpoints (runtime.health) and what they read of kopf (runtime.kopfwatch).
+"""The probes' endpoints (runtime.health), read from the reflectors (runtime.reflector) and the election.
 
-- /readyz waits for kopf's index barrier (its private ToggleSet), then follows the role:
-  leader and standby are ready; stopping, and a candidate that cannot see the Lease, are not;
-- /healthz fails when a watch kopf started has ended (kopf #1276) or was dropped from its
-  ensemble, and never while stepping down;
-- the wrapper records kopf's ensemble through the function kopf really calls, once.
+- /readyz waits until every reflector has listed its kind, then follows the role: leader
+  and standby are ready; stopping, and a candidate that cannot see the Lease, are not;
+- /healthz fails when a reflector's task has ended (its kind's cache would be frozen,
+  as kopf #1276 left kopf's watchers), and never while stepping down.
 """
 
 from __future__ import annotations
@@ -13,31 +12,12 @@ import asyncio
 import json
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
-from kopf._cogs.aiokits import aiotoggles
-from kopf._core.reactor import orchestration
-
-from staticsite_operator.runtime import kopfwatch
+from staticsite_operator.core import kinds
 from staticsite_operator.runtime.health import Health
-from staticsite_operator.runtime.kopfwatch import Watches
 from staticsite_operator.runtime.leader import Election
-
-
-class Resource(NamedTuple):
-    plural: str
-
-
-class Key(NamedTuple):
-    resource: Resource
-    namespace: str | None
-
-
-@dataclass
-class FakeEnsemble:
-    operator_indexed: aiotoggles.ToggleSet
-    watcher_tasks: dict[Any, Any] = field(default_factory=dict)
+from staticsite_operator.runtime.reflector import Informers
 
 
 def get(url: str) -> tuple[int, dict[str, Any]]:
@@ -48,53 +28,67 @@ def get(url: str) -> tuple[int, dict[str, Any]]:
         return exc.code, json.loads(exc.read())
 
 
-def test_readiness_waits_for_the_index_barrier_then_follows_the_role() -> None:
+def informers(stop: asyncio.Event) -> Informers:
+    """Reflectors for sites and pods in "ns" whose streams are stand-ins: each runs until `stop` or its own end."""
+    found = Informers(None, [kinds.STATICSITE, kinds.POD], ("ns",), observe=lambda *_: None, sweep=lambda *_: None)
+    for reflector in found.reflectors:
+        reflector.ended = asyncio.Event()  # type: ignore[attr-defined]
+
+        async def run(ended: asyncio.Event = reflector.ended) -> None:  # type: ignore[attr-defined]
+            await asyncio.wait([asyncio.ensure_future(stop.wait()), asyncio.ensure_future(ended.wait())],
+                               return_when=asyncio.FIRST_COMPLETED)
+
+        reflector.run = run  # type: ignore[method-assign]
+    return found
+
+
+def test_readiness_waits_for_every_listing_then_follows_the_role() -> None:
     async def scenario() -> None:
-        watches = Watches()
+        stop = asyncio.Event()
+        watched = informers(stop)
+        watched.start()
         election = Election.create(None, "solo", drain=1)
-        health = Health(election, watches)
-        assert health.readiness()[0] is False  # kopf has not spawned its watches yet
-        indexed = aiotoggles.ToggleSet(all)
-        listing = await indexed.make_toggle(False, name="staticsites@ns")
-        pending = asyncio.get_running_loop().create_future()
-        watches.seen(FakeEnsemble(indexed, {Key(Resource("staticsites"), "ns"): pending}))
+        health = Health(election, watched)
         assert health.readiness() == (False, {"synced": False, "role": "leader", "identity": "solo"})
-        await indexed.drop_toggle(listing)
-        assert health.readiness()[0] is True
+        watched.reflectors[0].listed.set()
+        assert health.readiness()[0] is False  # pods are not listed yet
+        watched.reflectors[1].listed.set()
+        assert health.readiness() == (True, {"synced": True, "role": "leader", "identity": "solo"})
         await election.step_down()
         assert health.readiness() == (False, {"synced": True, "role": "stopping", "identity": "solo"})
-        pending.cancel()
+        stop.set()
+        await watched.stop()
     asyncio.run(scenario())
 
 
-def test_liveness_fails_for_a_watch_that_ended_or_was_dropped_but_not_while_stopping() -> None:
+def test_liveness_fails_for_a_reflector_that_ended_but_not_while_stopping() -> None:
     async def scenario() -> None:
-        watches = Watches()
+        stop = asyncio.Event()
+        watched = informers(stop)
+        watched.start()
         election = Election.create(None, "solo", drain=1)
-        health = Health(election, watches)
-        loop = asyncio.get_running_loop()
-        sites, pods = Key(Resource("staticsites"), None), Key(Resource("pods"), "ns")
-        tasks = {sites: loop.create_future(), pods: loop.create_future()}
-        ensemble = FakeEnsemble(aiotoggles.ToggleSet(all), dict(tasks))
-        watches.seen(ensemble)
+        health = Health(election, watched)
+        await asyncio.sleep(0)
         assert health.liveness() == (True, {})
-        tasks[pods].set_result(None)  # the watch task returned: kopf drops it and never restarts it
-        assert health.liveness() == (False, {"deadWatches": ["pods@ns"]})
-        del ensemble.watcher_tasks[pods]
-        assert health.liveness() == (False, {"deadWatches": ["pods@ns"]})
+        watched.reflectors[1].ended.set()  # type: ignore[attr-defined]
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert health.liveness() == (False, {"deadWatches": ["pods in ns"]})
         await election.step_down()
         assert health.liveness() == (True, {})
-        tasks[sites].cancel()
+        stop.set()
+        await watched.stop()
     asyncio.run(scenario())
 
 
 def test_the_endpoints_answer_over_http() -> None:
     async def scenario() -> None:
-        watches = Watches()
-        indexed = aiotoggles.ToggleSet(all)
-        sites = Key(Resource("staticsites"), None)
-        watches.seen(FakeEnsemble(indexed, {sites: asyncio.get_running_loop().create_future()}))
-        health = Health(Election.create(None, "solo", drain=1), watches)
+        stop = asyncio.Event()
+        watched = informers(stop)
+        watched.start()
+        for reflector in watched.reflectors:
+            reflector.listed.set()
+        health = Health(Election.create(None, "solo", drain=1), watched)
         runner = await health.serve("127.0.0.1", 0)
         port = runner.addresses[0][1]
         try:
@@ -102,22 +96,8 @@ def test_the_endpoints_answer_over_http() -> None:
             live = await asyncio.to_thread(get, f"http://127.0.0.1:{port}/healthz")
         finally:
             await runner.cleanup()
+            stop.set()
+            await watched.stop()
         assert ready == (200, {"synced": True, "role": "leader", "identity": "solo"})
         assert live == (200, {})
-    asyncio.run(scenario())
-
-
-def test_the_wrapper_sees_the_ensemble_kopf_spawns_watchers_for() -> None:
-    assert kopfwatch.apply()
-    assert kopfwatch.apply()  # idempotent: never wrapped twice
-    wrapped = orchestration.spawn_missing_watchers
-    assert wrapped.__wrapped__ is not None  # type: ignore[attr-defined]
-    assert not hasattr(wrapped.__wrapped__, "__wrapped__")  # type: ignore[attr-defined]
-
-    async def scenario() -> None:
-        ensemble = FakeEnsemble(aiotoggles.ToggleSet(all))
-        # kopf's own function, with no resources to watch: it returns and the wrapper records.
-        await wrapped(ensemble=ensemble, processor=None, settings=None, indexed_resources=(),
-                      watched_resources=(), watched_namespaces=())
-        assert kopfwatch.WATCHES.ensemble is ensemble
     asyncio.run(scenario())

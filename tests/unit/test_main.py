@@ -94,3 +94,21 @@ def test_the_configuration_docs_are_generated_from_the_config() -> None:
     docs = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
     assert markdown() in docs, "docs/configuration.md is stale: regenerate its table with " \
                                "`python -m staticsite_operator.config`"
+
+
+def test_every_data_file_of_the_package_ships() -> None:
+    """A regular install (the image's) holds only .py files and the package-data globs: a
+    data file the globs miss works in the editable dev install and breaks the image."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"][
+        "staticsite_operator"]
+    package = root / "operator" / "staticsite_operator"
+    data = [p.relative_to(package).as_posix() for p in package.rglob("*")
+            if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts]
+    assert data, "the package has data files"
+    missing = [f for f in data if not any(fnmatch.fnmatch(f, g) for g in globs)]
+    assert missing == [], f"not shipped by [tool.setuptools.package-data]: {missing}"

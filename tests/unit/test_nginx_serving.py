@@ -101,7 +101,8 @@ ROUTES = make_spec({
         {"from": "/see-other", "to": "/about.html", "status": 303},
         {"from": "/item/:id", "to": "/items?id=:id", "status": 307},
         {"from": "/away/*", "to": "https://example.com/:splat#top", "status": 308},
-        {"from": "/forced.html", "to": "/about.html", "status": 302},  # a redirect beats a file
+        {"from": "/forced.html", "to": "/about.html", "status": 302, "force": True},  # forced: beats the file
+        {"from": "/docs/intro.html", "to": "/elsewhere", "status": 302},  # unforced: the file shadows it
         {"from": "/first/*", "to": "/one", "status": 302},
         {"from": "/first/x", "to": "/two", "status": 302},  # never reached: the first match wins
         {"from": "/app/*", "to": "/app/index.html", "status": 200},

@@ -28,19 +28,20 @@ def no_git(url: str, ref: str, token: str | None) -> str:
     raise AssertionError("no git lookup expected")
 
 
-def reconciler(cluster: Cluster, resolve: Any = no_git) -> Reconciler:
-    return Reconciler(cluster, cluster, resolve)
+def reconciler(cluster: Cluster, resolve: Any = no_git, quiet_rollout: float = 0.0) -> Reconciler:
+    """A reconciler that writes rollout progress at once (test_quiet_rollout_* test the wait)."""
+    return Reconciler(cluster, cluster, resolve, quiet_rollout=quiet_rollout)
 
 
 def test_a_new_site_gets_its_children_in_apply_order_then_status_and_events() -> None:
     cluster = Cluster()
     cluster.put(site())
     outcome = reconciler(cluster).reconcile("ns", "web")
-    applied = [(call.kind, call.name) for call in cluster.writes() if call.verb == "apply"]
-    assert applied == [("ConfigMap", "web-content"), ("ConfigMap", "web-nginx"), ("Service", "web"),
-                       ("Deployment", "web")]
-    assert [child.template for child in kinds.CHILDREN][:4] == ["configmap-content", "configmap-nginx",
-                                                                 "service", "deployment"]
+    created = [(call.kind, call.name.rsplit("-", 1)[0] if call.kind == "ConfigMap" else call.name)
+               for call in cluster.writes() if call.verb == "create"]
+    assert created == [("ConfigMap", "web"), ("Service", "web"), ("Deployment", "web")]
+    assert not [call for call in cluster.calls if call.verb == "get"], "no GET before creating a child"
+    assert [child.template for child in kinds.CHILDREN][:3] == ["configmap", "service", "deployment"]
     assert cluster.condition(c.READY)["status"] == "False"
     assert cluster.condition(c.PROGRESSING)["reason"] == c.ROLLING_OUT
     assert cluster.events() == ["Created"]
@@ -81,14 +82,21 @@ def test_someone_elses_namesake_is_left_untouched() -> None:
     cluster = Cluster()
     cluster.put(site())
     cluster.put({"kind": "Service", "metadata": {"name": "web", "labels": {"app": "theirs"}}, "spec": {"x": 1}})
-    reconciler(cluster).reconcile("ns", "web")
-    assert ("apply", "Service") not in [(call.verb, call.kind) for call in cluster.calls]
-    assert ("apply", "Deployment") not in [(call.verb, call.kind) for call in cluster.calls], "stops at the conflict"
+    reconcile = reconciler(cluster)
+    reconcile.reconcile("ns", "web")
+    verbs = [(call.verb, call.kind) for call in cluster.calls]
+    assert ("create", "Service") in verbs and ("get", "Service") in verbs, "tried to create; 409; looked"
+    assert ("apply", "Service") not in verbs
+    assert ("create", "Deployment") not in verbs, "stops at the conflict"
     assert cluster.objects["Service", "ns", "web"]["spec"] == {"x": 1}
     degraded = cluster.condition(c.DEGRADED)
     assert (degraded["status"], degraded["reason"]) == ("True", c.NAME_CONFLICT)
     assert "Service 'web' already exists" in degraded["message"]
     assert c.NAME_CONFLICT in cluster.events()
+    cluster.calls.clear()
+    reconcile.reconcile("ns", "web")
+    assert [(call.verb, call.kind) for call in cluster.calls] == [("get", "Service")], (
+        "a name known to be taken is looked up, not written to again; the status is unchanged")
 
 
 def test_a_child_of_an_earlier_site_of_the_same_name_is_adopted() -> None:
@@ -314,3 +322,117 @@ def test_the_later_claimant_of_a_domain_gets_no_ingress_rule_until_the_owner_let
     cluster.calls.clear()
     reconcile.reconcile("team-b", "b")
     assert cluster.writes() == [], "nothing is written while nothing changes"
+
+
+# --- fewer status writes --------------------------------------------------------------
+def test_a_short_rollout_writes_its_status_once() -> None:
+    now = [100.0]
+    cluster = Cluster()
+    cluster.put(site())
+    reconcile = Reconciler(cluster, cluster, no_git, quiet_rollout=5.0, clock=lambda: now[0])
+    first = reconcile.reconcile("ns", "web")
+    assert [c.verb for c in cluster.writes()].count("patch-status") == 0, "progress is held back"
+    assert first.recheck == pytest.approx(5.0), "and looked at again when the wait is over"
+    now[0] += 2
+    cluster.roll_out()
+    reconcile.reconcile("ns", "web")
+    assert [c.verb for c in cluster.writes()].count("patch-status") == 1
+    assert cluster.condition(c.READY)["status"] == "True"
+    assert cluster.events() == ["Created", "Ready"]
+
+
+def test_a_long_rollout_says_so_once_the_wait_is_over() -> None:
+    now = [100.0]
+    cluster = Cluster()
+    cluster.put(site())
+    reconcile = Reconciler(cluster, cluster, no_git, quiet_rollout=5.0, clock=lambda: now[0])
+    reconcile.reconcile("ns", "web")
+    now[0] += 6
+    outcome = reconcile.reconcile("ns", "web")
+    assert cluster.condition(c.READY)["reason"] == c.ROLLING_OUT
+    assert outcome.recheck is None
+
+
+def test_replica_counts_alone_are_not_worth_a_write() -> None:
+    cluster = Cluster()
+    cluster.put(site(replicas=3, content={"inline": {"files": [{"path": "index.html", "content": "x"}]}}))
+    reconcile = reconciler(cluster)
+    reconcile.reconcile("ns", "web")
+    dep = cluster.objects["Deployment", "ns", "web"]
+    for updated in (1, 2):
+        dep["status"] = {"observedGeneration": 1, "replicas": 3, "updatedReplicas": updated, "availableReplicas": 0}
+        cluster.put(dep)
+        cluster.calls.clear()
+        reconcile.reconcile("ns", "web")
+        assert cluster.writes() == [], f"{updated}/3 updated: progress, not a transition"
+    cluster.roll_out()
+    reconcile.reconcile("ns", "web")
+    assert cluster.condition(c.READY)["status"] == "True" and cluster.status()["readyReplicas"] == 3
+
+
+def test_a_cluster_out_of_service_addresses_is_reported_once_and_retried_slowly() -> None:
+    full = ApiError(500, "InternalError", 'Internal error occurred: failed to allocate a serviceIP: range is full')
+    cluster = Cluster(fail={("apply", "Service"): full})
+    cluster.put(site())
+    reconcile = reconciler(cluster)
+    outcome = reconcile.reconcile("ns", "web")
+    degraded = cluster.condition(c.DEGRADED)
+    assert degraded["reason"] == c.ALLOCATION_FAILED and "range is full" in degraded["message"]
+    assert outcome.recheck == 60.0
+    cluster.calls.clear()
+    reconcile.reconcile("ns", "web")
+    assert [call.verb for call in cluster.writes()] == ["create"], "the same condition: no status write, no Event"
+
+
+def test_a_superseded_revision_is_deleted_once_the_new_one_is_rolled_out() -> None:
+    cluster = Cluster()
+    cluster.put(site())
+    reconcile = reconciler(cluster)
+    reconcile.reconcile("ns", "web")
+    cluster.roll_out()
+    reconcile.reconcile("ns", "web")
+    (old,) = [name for kind, _, name in cluster.objects if kind == "ConfigMap"]
+    cluster.put(site(generation=2, content={"inline": {"files": [{"path": "index.html", "content": "v2"}]}}))
+    dep = cluster.objects["Deployment", "ns", "web"]
+    reconcile.reconcile("ns", "web")
+    configmaps = sorted(name for kind, _, name in cluster.objects if kind == "ConfigMap")
+    assert old in configmaps and len(configmaps) == 2, "the old pods still mount the old revision"
+    assert cluster.events()[-1] == "RollingOut", "a new revision is a rollout, not a creation"
+    assert cluster.objects["Deployment", "ns", "web"] is not dep
+    cluster.objects["Deployment", "ns", "web"]["metadata"]["generation"] = 2
+    cluster.roll_out()
+    cluster.calls.clear()
+    reconcile.reconcile("ns", "web")
+    assert [name for kind, _, name in cluster.objects if kind == "ConfigMap"] != [old]
+    assert [(c.verb, c.name) for c in cluster.calls if c.verb == "delete"] == [("delete", old)]
+    assert "Deleted" not in cluster.events(), "a superseded revision is routine, not news"
+
+
+def test_a_pass_that_changes_nothing_does_not_render(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Deployment's status moving (most events during a rollout) needs no render; a
+    changed spec, or a child edited by someone else, does."""
+    renders = []
+    real = render.render
+
+    def counting(site: render.Site) -> render.Rendered:
+        renders.append(site.name)
+        return real(site)
+
+    monkeypatch.setattr(render, "render", counting)
+    cluster = Cluster()
+    cluster.put(site())
+    reconcile = reconciler(cluster)
+    reconcile.reconcile("ns", "web")
+    cluster.roll_out()
+    for _ in range(3):
+        reconcile.reconcile("ns", "web")
+    assert cluster.condition(c.READY)["status"] == "True", "status still follows the Deployment"
+    assert len(renders) == 1
+    svc = cluster.objects["Service", "ns", "web"]
+    svc["spec"]["ports"][0]["port"] = 8081
+    cluster.put(svc)
+    reconcile.reconcile("ns", "web")
+    assert len(renders) == 2 and cluster.objects["Service", "ns", "web"]["spec"]["ports"][0]["port"] == 80
+    cluster.put(site(generation=2, content={"inline": {"files": [{"path": "index.html", "content": "v2"}]}}))
+    reconcile.reconcile("ns", "web")
+    assert len(renders) == 3

@@ -40,8 +40,9 @@ def test_every_example_renders(path: Path) -> None:
     spec = models.StaticSiteSpec.model_validate(doc["spec"])
     revision = "0" * 40 if spec.content.git else None  # what the controller would resolve
     rendered = render.render(render.Site(doc["metadata"]["name"], "ns", "uid-1", spec, revision))
+    assert rendered.problems == (), "an example's _redirects/_headers lines all apply"
     kinds = by_kind(rendered)
-    assert len(kinds["ConfigMap"]) == (2 if spec.content.inline else 1)
+    assert len(kinds["ConfigMap"]) == 1, "one ConfigMap per revision"
     assert len(kinds["Deployment"]) == 1
     assert len(kinds["Service"]) == 1
     assert ("Ingress" in kinds) == bool(doc["spec"].get("domains"))
@@ -99,13 +100,14 @@ def test_binary_files_go_to_binary_data_and_paths_to_items() -> None:
         {"path": "index.html", "content": "<h1>😀 ü</h1>"},
         {"path": "img/logo.png", "binaryContent": png}]}}}
     kinds = by_kind(render.render(site(spec)))
-    content = next(cm for cm in kinds["ConfigMap"] if cm["metadata"]["name"] == "web-content")
-    assert list(content["data"].values()) == ["<h1>😀 ü</h1>"], "non-BMP text survives the YAML round trip"
+    (content,) = kinds["ConfigMap"]
+    files_only = {k: v for k, v in content["data"].items() if k != "nginx.conf"}
+    assert list(files_only.values()) == ["<h1>😀 ü</h1>"], "non-BMP text survives the YAML round trip"
     assert list(content["binaryData"].values()) == [png]
     items = kinds["Deployment"][0]["spec"]["template"]["spec"]["volumes"][0]["configMap"]["items"]
     assert sorted(i["path"] for i in items) == ["img/logo.png", "index.html"]
     keys = {i["key"] for i in items}
-    assert keys == set(content["data"]) | set(content["binaryData"])
+    assert keys == set(files_only) | set(content["binaryData"])
     assert all(re.fullmatch(r"[-._a-zA-Z0-9]+", k) for k in keys)
 
 
@@ -162,3 +164,31 @@ def test_site_images_come_from_the_platform_unless_the_spec_names_one() -> None:
     assert pod["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/nginx:2"
     default = by_kind(render.render(render.Site("web", "ns", "uid-1", spec)))["Deployment"][0]
     assert default["spec"]["template"]["spec"]["containers"][0]["image"] == models.DEFAULT_NGINX_IMAGE
+
+
+def test_one_immutable_configmap_per_revision_named_by_what_it_holds() -> None:
+    def configmap(spec: dict[str, Any]) -> dict[str, Any]:
+        (cm,) = by_kind(render.render(site(spec)))["ConfigMap"]
+        return cm
+
+    v1 = configmap(files(index_html="v1"))
+    assert v1["immutable"] is True
+    assert v1["metadata"]["name"] == configmap(files(index_html="v1"))["metadata"]["name"], "deterministic"
+    assert v1["metadata"]["name"] != configmap(files(index_html="v2"))["metadata"]["name"], "new content, new name"
+    routed = files(index_html="v1") | {"routing": {"spa": True}}
+    assert v1["metadata"]["name"] != configmap(routed)["metadata"]["name"], "new nginx.conf, new name"
+    assert set(v1["data"]) >= {"nginx.conf"}
+    pod = by_kind(render.render(site(files(index_html="v1"))))["Deployment"][0]["spec"]["template"]["spec"]
+    mounted = {v["name"]: v["configMap"]["name"] for v in pod["volumes"] if "configMap" in v}
+    assert set(mounted.values()) == {v1["metadata"]["name"]}
+    long_name = render.Names.of("a" * 253, "f" * 64).config
+    assert len(long_name) <= 253 and long_name.endswith("-ffffffffff")
+
+
+def test_nginx_keeps_listening_while_it_is_taken_out_of_rotation() -> None:
+    """A terminating pod gets new connections for a moment (kube-proxy, ingress controllers):
+    without a preStop delay a rollout refused them (tests/e2e/test_rollout.py proves it)."""
+    pod = by_kind(render.render(site(files(index_html="x"))))["Deployment"][0]["spec"]["template"]["spec"]
+    (nginx,) = pod["containers"]
+    assert nginx["lifecycle"]["preStop"]["sleep"]["seconds"] >= 3
+    assert pod.get("terminationGracePeriodSeconds", 30) > nginx["lifecycle"]["preStop"]["sleep"]["seconds"]

@@ -1,12 +1,13 @@
-"""The controller runtime's own logic, without a cluster: the cache (what kopf's indexes
-keep, how it is read back, and the read-your-writes memory), kopf's settings, the
-controller loop, and the kopf wiring in app.py."""
+"""The controller runtime's own logic, without a cluster: the cache (what it keeps of each
+watched object, how the reconcile reads it back, the read-your-writes memory, which sites
+an event concerns), the reflectors (listing barrier, sweeping what a re-listing no longer
+holds, surviving a failed stream), kopf's settings, and the controller loop."""
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import kopf
@@ -16,9 +17,10 @@ from staticsite_operator import app
 from staticsite_operator.core import kinds, labels
 from staticsite_operator.core.reconcile import Outcome
 from staticsite_operator.core.snapshot import snapshot
-from staticsite_operator.runtime import settings
-from staticsite_operator.runtime.cache import Cache, index_id, pack
+from staticsite_operator.runtime import reflector, settings
+from staticsite_operator.runtime.cache import Cache, pack
 from staticsite_operator.runtime.controller import Controller
+from staticsite_operator.runtime.metrics import SitesGauge
 
 DEPLOYMENT: dict[str, Any] = {
     "apiVersion": "apps/v1", "kind": "Deployment",
@@ -36,25 +38,25 @@ def obj(kind: str, name: str, rv: int, site: str = "web", **extra: Any) -> dict[
 
 
 def cache_with(*objects: dict[str, Any]) -> Cache:
-    stores: dict[str, dict[tuple[str, str], list[str]]] = {}
-    for o in objects:
-        index = index_id(kinds.BY_NAME[o["kind"]])
-        stores.setdefault(index, {}).setdefault(("ns", o["metadata"]["labels"][labels.INSTANCE_KEY]), []).append(
-            pack(kopf.Body(copy.deepcopy(o))))
+    """A cache fed with these objects as a listing would feed it."""
     cache = Cache()
-    cache.bind({**stores, "other": 1})
+    for o in objects:
+        cache.observe(kinds.BY_NAME[o["kind"]], None, o)
     return cache
 
 
-def test_pack_keeps_the_snapshot_and_releases_kopfs_copy() -> None:
-    raw = copy.deepcopy(DEPLOYMENT)
-    packed = pack(kopf.Body(raw))
-    assert json.loads(packed) == snapshot(DEPLOYMENT), "the index entry is exactly the snapshot"
-    assert " " not in packed, "compact JSON"
-    # What the event handlers still read is intact; the rest of kopf's copy is released.
-    assert raw["metadata"]["name"] == "web" and raw["metadata"]["labels"] == {labels.INSTANCE_KEY: "web"}
-    assert "managedFields" not in raw["metadata"]
-    assert raw["spec"] == {} and raw["status"] == {}
+def site(name: str, rv: int, domains: list[str] | None = None, created: str = "2026-01-01T00:00:00Z",
+         **meta: Any) -> dict[str, Any]:
+    return {"kind": "StaticSite", "metadata": {"name": name, "namespace": "ns", "uid": f"uid-{name}",
+                                               "resourceVersion": str(rv), "creationTimestamp": created, **meta},
+            "spec": {"domains": domains or []}}
+
+
+def test_pack_keeps_the_snapshot_as_compact_json() -> None:
+    packed = pack(DEPLOYMENT)
+    assert json.loads(packed) == snapshot(DEPLOYMENT)
+    assert " " not in packed
+    assert "managedFields" not in packed
 
 
 def test_child_decodes_the_entry_with_the_name_asked_for() -> None:
@@ -64,16 +66,27 @@ def test_child_decodes_the_entry_with_the_name_asked_for() -> None:
     assert cache.child("ConfigMap", "ns", "web", "web-nginx") == snapshot(nginx)
     assert cache.child("ConfigMap", "ns", "web", "web-other") is None
     assert cache.child("ConfigMap", "ns", "elsewhere", "web-nginx") is None
-    assert cache.child("Service", "ns", "web", "web") is None, "an index kopf has not passed yet"
+    assert cache.child("Service", "ns", "web", "web") is None
+
+
+def test_events_queue_the_site_they_concern_once_per_change() -> None:
+    cache = Cache()
+    service = kinds.SERVICE
+    assert cache.observe(service, None, obj("Service", "web", 1)) == {("ns", "web")}
+    assert cache.observe(service, None, obj("Service", "web", 1)) == set(), "a re-listing of the same version"
+    assert cache.observe(service, "MODIFIED", obj("Service", "web", 2)) == {("ns", "web")}
+    assert cache.observe(service, "DELETED", obj("Service", "web", 3)) == {("ns", "web")}
+    assert cache.child("Service", "ns", "web", "web") is None
+    assert cache.observe(kinds.STATICSITE, None, site("web", 1)) == {("ns", "web")}
 
 
 def test_our_newer_write_wins_until_the_watch_catches_up() -> None:
     cache = cache_with(obj("Service", "web", 10, spec={"v": "old"}))
     cache.wrote(obj("Service", "web", 11, spec={"v": "new"}))
     assert cache.child("Service", "ns", "web", "web")["spec"] == {"v": "new"}, "watch lag is not drift"
-    cache.indexes = cache_with(obj("Service", "web", 11, spec={"v": "new"})).indexes
+    cache.observe(kinds.SERVICE, "MODIFIED", obj("Service", "web", 11, spec={"v": "new"}))
     assert cache.child("Service", "ns", "web", "web")["spec"] == {"v": "new"}
-    assert cache._written == {}, "the remembered copy is dropped once the index has it"
+    assert cache._written == {}, "the remembered copy is dropped once the watch has it"
 
 
 def test_an_older_write_never_hides_a_newer_watch_event() -> None:
@@ -105,18 +118,141 @@ def test_pods_stream_only_when_they_fetch() -> None:
     assert config.watching.client_timeout > config.watching.server_timeout == 600
 
 
-def test_every_watch_handler_runs_on_the_event_loop() -> None:
-    """kopf runs sync handlers in a thread pool: slower at a restart, and WorkQueue.add
-    (asyncio, not thread-safe) would then run off the loop. Every handler must be async."""
-    from kopf._core.actions.invocation import is_async_fn  # kopf's own test of what it awaits
-
-    assert app.SITES_INDEX  # the module registered its handlers on import
+def test_the_operator_registers_no_resource_handlers() -> None:
+    """kopf's resource handlers would give every watched object a worker (and, with
+    indexes, hold it until every kind is listed); the reflectors feed the cache instead."""
+    assert app.WATCHED[0] is kinds.STATICSITE and kinds.POD in app.WATCHED
     registry = kopf.get_default_registry()
-    found = [*registry._indexing.get_all_handlers(), *registry._watching.get_all_handlers()]
-    expected = {"staticsites_idx", "fetchfailures_idx", "on_site", "pods_event"}
-    expected |= {index_id(k) for k in kinds.CHILD_KINDS} | {f"{k.plural}_event" for k in kinds.CHILD_KINDS}
-    assert {h.id for h in found} >= expected
-    assert [h.id for h in found if not is_async_fn(h.fn)] == []
+    assert registry._indexing.get_all_handlers() == []
+    assert registry._watching.get_all_handlers() == []
+    assert registry._changing.get_all_handlers() == []
+
+
+def test_domain_claims_and_who_must_look_again() -> None:
+    cache = Cache()
+    first = site("a", 1, ["docs.example.com"], created="2026-01-01T00:00:00Z")
+    second = site("b", 1, ["docs.example.com", "b.example.com"], created="2026-01-02T00:00:00Z")
+    assert cache.observe(kinds.STATICSITE, None, first) == {("ns", "a")}
+    assert cache.observe(kinds.STATICSITE, None, second) == {("ns", "b"), ("ns", "a")}, (
+        "a new claimant: the owner's ownership is unchanged, but it is looked at again")
+    assert [c.name for c in cache.claimants("docs.example.com")] == ["a", "b"]
+    # The owner lets go: the next claimant must look again.
+    assert cache.observe(kinds.STATICSITE, "MODIFIED", site("a", 2, [])) == {("ns", "a"), ("ns", "b")}
+    assert [c.name for c in cache.claimants("docs.example.com")] == ["b"]
+    # A site being deleted has let go too; a deleted one claims nothing.
+    deleting = site("b", 2, ["docs.example.com", "b.example.com"], deletionTimestamp="2026-01-03T00:00:00Z")
+    cache.observe(kinds.STATICSITE, "MODIFIED", deleting)
+    assert cache.claimants("docs.example.com") == []
+    assert cache.observe(kinds.STATICSITE, "MODIFIED", site("b", 3, ["x.example.com"])) == {("ns", "b")}
+    cache.observe(kinds.STATICSITE, "DELETED", site("b", 4, ["x.example.com"]))
+    assert cache.claimants("x.example.com") == []
+
+
+def pod(name: str, rv: int, exit_code: int | None) -> dict[str, Any]:
+    status: dict[str, Any] = {}
+    if exit_code is not None:
+        status = {"initContainerStatuses": [{"name": "fetch", "state": {"terminated": {"exitCode": exit_code,
+                                                                                       "message": "bad sum"}}}]}
+    return {"kind": "Pod", "metadata": {"name": name, "namespace": "ns", "resourceVersion": str(rv),
+                                        "labels": {labels.INSTANCE_KEY: "web"},
+                                        "annotations": {labels.CHECKSUM_ANNOTATION: "c1"}}, "status": status}
+
+
+def test_pods_are_kept_only_as_failed_fetches() -> None:
+    cache = Cache()
+    assert cache.observe(kinds.POD, None, pod("web-1", 1, None)) == set(), "a healthy pod queues nothing"
+    assert cache.observe(kinds.POD, "MODIFIED", pod("web-1", 2, 42)) == {("ns", "web")}
+    assert cache.fetch_failures("ns", "web") == [{"name": "web-1", "checksum": "c1", "reason": "ChecksumMismatch",
+                                                   "message": "bad sum"}]
+    assert cache.observe(kinds.POD, "MODIFIED", pod("web-1", 3, 42)) == set(), "nothing new to say"
+    assert cache.observe(kinds.POD, "DELETED", pod("web-1", 4, 42)) == {("ns", "web")}
+    assert cache.fetch_failures("ns", "web") == []
+    assert cache.size() == {}, "pods are not kept"
+
+
+def test_a_relisting_drops_what_was_deleted_meanwhile() -> None:
+    cache = cache_with(obj("Service", "web", 1), obj("Service", "gone", 1, site="gone"),
+                       obj("Service", "newer", 9, site="newer"), obj("Deployment", "web", 1))
+    affected = cache.sweep(kinds.SERVICE, "ns", {("ns", "web")}, 5)
+    assert affected == {("ns", "gone")}
+    assert cache.child("Service", "ns", "gone", "gone") is None
+    assert cache.child("Service", "ns", "newer", "newer") is not None, "created after the listing's snapshot"
+    assert cache.child("Deployment", "ns", "web", "web") is not None, "only the swept kind"
+    assert cache.sweep(kinds.SERVICE, "elsewhere", set(), 5) == set(), "only the swept namespace"
+
+
+def fake_api(pages: list[list[dict[str, Any]]], watches: list[list[dict[str, Any]]],
+             fail_first: bool = False) -> tuple[Any, Any, dict[str, int]]:
+    """kopf's fetch_objs and watch_objs, scripted: each listing returns `pages` at version
+    "5"; each watch call plays the next script, then stays open."""
+    calls = {"lists": 0, "watches": 0}
+
+    async def fetch_objs(**_: Any) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        calls["lists"] += 1
+        if fail_first and calls["lists"] == 1:
+            raise ConnectionError("the API server went away")
+        for page in pages:
+            yield page, "5"
+
+    async def watch_objs(**kwargs: Any) -> AsyncIterator[dict[str, Any]]:
+        calls["watches"] += 1
+        script = watches.pop(0) if watches else []
+        calls[f"since-{kwargs.get('since')}"] = calls.get(f"since-{kwargs.get('since')}", 0) + 1
+        for event in script:
+            yield event
+        if not watches:
+            await asyncio.sleep(3600)  # a watch that stays open
+
+    return fetch_objs, watch_objs, calls
+
+
+@pytest.mark.parametrize("fail_first", [False, True])
+def test_reflector_lists_sweeps_watches_and_survives_a_failed_stream(monkeypatch: pytest.MonkeyPatch,
+                                                                     fail_first: bool) -> None:
+    fetch, watch, calls = fake_api(
+        pages=[[obj("Service", "web", 1)]],
+        watches=[
+            [{"type": "MODIFIED", "object": obj("Service", "web", 6)},
+             {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "7"}}}],  # then the connection drops
+            [{"type": "ADDED", "object": obj("Service", "late", 8, site="late")}],
+        ], fail_first=fail_first)
+    monkeypatch.setattr(reflector, "fetch_objs", fetch)
+    monkeypatch.setattr(reflector, "watch_objs", watch)
+    monkeypatch.setattr(reflector.random, "random", lambda: 0.0)
+    monkeypatch.setattr(reflector.asyncio, "sleep", _fast_sleep)
+    cache = cache_with(obj("Service", "stale", 1, site="stale"))
+    observed: list[tuple[str | None, str]] = []
+
+    def observe(kind: kinds.Kind, event: str | None, body: dict[str, Any]) -> None:
+        observed.append((event, body["metadata"]["resourceVersion"]))
+        cache.observe(kind, event, body)
+
+    def sweep(kind: kinds.Kind, namespace: str | None, listed: set[tuple[str, str]], version: int) -> None:
+        assert version == 5
+        cache.sweep(kind, namespace, listed, version)
+
+    async def run() -> None:
+        informers = reflector.Informers(kopf.OperatorSettings(), [kinds.SERVICE], (), observe, sweep)
+        informers.start()
+        await asyncio.wait_for(informers.synced(), timeout=5)
+        for _ in range(100):
+            if ("ADDED", "8") in observed:
+                break
+            await _real_sleep(0.01)
+        await informers.stop()
+
+    asyncio.run(run())
+    assert observed == [(None, "1"), ("MODIFIED", "6"), ("ADDED", "8")], "bookmarks are not objects"
+    assert cache.child("Service", "ns", "stale", "stale") is None, "deleted while we were not looking"
+    assert calls["lists"] == (2 if fail_first else 1), "a dropped watch resumes; it does not re-list"
+    assert calls["since-5"] == 1 and calls["since-7"] == 1, "resumed from the last version seen (the bookmark)"
+
+
+_real_sleep = asyncio.sleep
+
+
+async def _fast_sleep(delay: float) -> None:
+    await _real_sleep(min(delay, 0.01) if delay < 3600 else delay)
 
 
 def test_controller_requeues_a_site_that_asks_to_be_looked_at_again() -> None:
@@ -166,7 +302,6 @@ def test_controller_retries_a_reconcile_that_raises() -> None:
 
 @pytest.mark.parametrize("ready", ["True", "False"])
 def test_sites_gauge_counts_each_site_once(ready: str) -> None:
-    from staticsite_operator.runtime.metrics import SitesGauge
 
     gauge = SitesGauge()
     gauge.set(("ns", "a"), ready)
@@ -175,3 +310,23 @@ def test_sites_gauge_counts_each_site_once(ready: str) -> None:
     assert gauge.counts[ready] == 1 and gauge.counts["Unknown"] == 1
     gauge.set(("ns", "a"), None)
     assert gauge.counts[ready] == 0
+
+
+def test_an_expired_watch_means_a_new_listing(monkeypatch: pytest.MonkeyPatch) -> None:
+    fetch, watch, calls = fake_api(pages=[[obj("Service", "web", 1)]],
+                                   watches=[[{"type": "ERROR", "object": {"code": 410, "message": "too old"}}], []])
+    monkeypatch.setattr(reflector, "fetch_objs", fetch)
+    monkeypatch.setattr(reflector, "watch_objs", watch)
+
+    async def run() -> None:
+        informers = reflector.Informers(kopf.OperatorSettings(), [kinds.SERVICE], (),
+                                        lambda *_: None, lambda *_: None)
+        informers.start()
+        for _ in range(200):
+            if calls["lists"] >= 2:
+                break
+            await asyncio.sleep(0.01)
+        await informers.stop()
+
+    asyncio.run(run())
+    assert calls["lists"] == 2

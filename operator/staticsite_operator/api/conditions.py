@@ -22,6 +22,7 @@ INVALID_SPEC = "InvalidSpec"               # Degraded=True: passed admission, fa
 NAME_CONFLICT = "NameConflict"             # Degraded=True: a child's name is taken by an object we do not own
 APPLY_FAILED = "ApplyFailed"               # Degraded=True: the API server rejected a child
 DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"  # Degraded=True: the Deployment stopped progressing
+ALLOCATION_FAILED = "AllocationFailed"     # Degraded=True: the cluster has no Service address left
 GIT_RESOLVE_FAILED = "GitResolveFailed"    # Degraded=True: ls-remote failed; the last revision keeps serving
 SECRET_UNAVAILABLE = "SecretUnavailable"  # noqa: S105 - Degraded=True: the token Secret is missing or not readable
 NOT_RESOLVED = "Resolving"                 # Ready=False: a git ref has not been resolved yet
@@ -29,6 +30,8 @@ CHECKSUM_MISMATCH = "ChecksumMismatch"     # Degraded=True: the archive's SHA-25
 FETCH_FAILED = "FetchFailed"               # Degraded=True: the init container could not fetch the content
 REVISION_NOT_FOUND = "RevisionNotFound"    # Degraded=True: the pinned commit is not on the server (init exit 43)
 AUTHENTICATION_FAILED = "AuthenticationFailed"  # Degraded=True: the server refused the token (init exit 44)
+ROUTING_FAILED = "RoutingFailed"           # Degraded=True: a fetched site's nginx.conf could not be made or checked
+ROUTING_FILE_INVALID = "RoutingFileInvalid"  # Degraded=True: lines of _redirects/_headers skipped; the site serves
 
 # The platform's policy (core.policy): a spec that breaks it is not applied at all; the
 # site keeps what it served before. Admission refuses the same specs when the chart's

@@ -22,9 +22,12 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+
+from . import rules
 
 GROUP = "staticsite.dev"
 VERSION = "v1alpha1"
@@ -36,6 +39,9 @@ PLURAL = "staticsites"
 DEFAULT_NGINX_IMAGE = "docker.io/nginxinc/nginx-unprivileged:1.28.0-alpine-slim"
 # The init container that fetches git and archive content: sh, git, wget, sha256sum, tar.
 DEFAULT_FETCHER_IMAGE = "docker.io/alpine/git:2.47.2"
+# The init container that renders a fetched site's nginx.conf: the operator's own image (the
+# chart passes the image it runs; `make image` builds this tag).
+DEFAULT_ROUTES_IMAGE = "staticsite-operator:dev"
 
 # A ConfigMap holds at most 1 MiB; keep headroom for keys and metadata.
 MAX_CONTENT_BYTES = 1_000_000
@@ -58,16 +64,44 @@ ANNOTATION_KEY_PATTERN = (
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 )
 ANNOTATION_KEY_LENGTHS = r"^([^/]{1,253}/)?[^/]{1,63}$"  # prefix <= 253, name <= 63
-# A file in the site: relative, '/'-separated, no empty, '.' or '..' segments, and only
-# characters that are safe in a URL path and a filename.
-FILE_PATH_PATTERN = r"^[A-Za-z0-9_@+,=~-][A-Za-z0-9._@+,=~-]*(/[A-Za-z0-9_@+,=~-][A-Za-z0-9._@+,=~-]*)*$"
-# A URL path pattern that a rule matches: absolute, with an optional trailing '*' splat
-# and ':name' placeholders as whole segments. No '$', quotes, braces, spaces or ';'.
-_SEGMENT = r"([A-Za-z0-9._~@+,=!-]+|:[a-z][a-z0-9_]*|\*)"
-# No empty segments ('/a//b' could never match), an optional trailing slash.
-ROUTE_PATTERN = rf"^/({_SEGMENT}(/{_SEGMENT})*/?)?$"
+# A file in the site: relative, '/'-separated, no empty, '.' or '..' segments, no segment
+# starting with '..' (the ConfigMap volume's own ..data), no backslash or control character,
+# and no percent-escape of '.', '/' or '\\' (so it never meets UNSAFE_PATH_PATTERN). Anything
+# else real sites hold is allowed: .well-known/, spaces, parentheses, quotes, '%', '[id]'
+# (Next.js), '~' (Docusaurus) and non-ASCII names. Written for RE2 and Python alike: no
+# lookarounds, so the percent rule is spelled out as the automaton it is.
+def _file_path_pattern(also_excluded: str = "") -> str:
+    def cls(extra: str) -> str:
+        return rf"[^/%\\\x00-\x1f\x7f{extra}{also_excluded}]"
+    loop = r"(?:%|2%|5%)*"                        # after '%': more '%', or '2%' / '5%'
+    leave = rf"(?:{cls('25')}|2{cls('eEfF')}|5{cls('cC')})"  # anything but 2e 2f 5c
+    body = rf"(?:{cls('')}|%{loop}{leave})*(?:%{loop}[25]?)?"
+    segment = rf"\.?(?:{cls('.')}{body}|%{loop}(?:{leave}{body}|[25]?))"
+    return rf"^{segment}(?:/{segment})*$"
+
+
+FILE_PATH_PATTERN = _file_path_pattern()
+# The 404 page is also a URI inside nginx: no '?' or '#' (they would start a query).
+PAGE_PATH_PATTERN = "^/?" + _file_path_pattern("?#")[1:]
+# A git or archive subdirectory becomes nginx's root: the conservative set of characters.
+SOURCE_PATH_PATTERN = r"^[A-Za-z0-9_@+,=~-][A-Za-z0-9._@+,=~-]*(/[A-Za-z0-9_@+,=~-][A-Za-z0-9._@+,=~-]*)*$"
+# A percent-escape of a printable character (%20-%7E, and UTF-8 bytes %80-%FF).
+_PCT = r"%(?:[2-6][0-9A-Fa-f]|7[0-9A-Ea-e]|[89A-Fa-f][0-9A-Fa-f])"
+# A character of a rule path: RFC 3986 path characters but for those nginx.conf would read
+# ('$', quotes, ';', braces, spaces, backslash), '*' and ':' for splats and placeholders,
+# printable percent-escapes, and non-ASCII (percent-encoded when rendered).
+_RULE_CHAR = rf"(?:[A-Za-z0-9._~@+,=!:*'()-]|{_PCT}|[^\x00-\x7f])"
+# A rule path: absolute, no empty segments ('/a//b' could never match), optional trailing '/'.
+# The grammar of '*' and ':name' depends on routing.semantics (api/rules.py).
+ROUTE_PATTERN = rf"^/({_RULE_CHAR}+(/{_RULE_CHAR}+)*/?)?$"
+HEADER_PATH_PATTERN = r"^(https://[A-Za-z0-9.:*_-]+)?" + ROUTE_PATTERN[1:]
 # A redirect target: a path (with optional query) or an absolute http(s) URL.
-TARGET_PATTERN = r"^(/|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/|$))[A-Za-z0-9._~@+,=!:/?&%#-]*$"
+TARGET_PATTERN = r"^(/|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/|$))([A-Za-z0-9._~@+,=!:/?&%#*'()-]|[^\x00-\x7f])*$"
+# A percent-escape of a control character: nginx would decode it inside the site.
+CONTROL_ESCAPE_PATTERN = "%(?:[01][0-9A-Fa-f]|7[Ff])"
+# A query parameter a rule matches: a name, and a value that is a ':placeholder' or literal.
+QUERY_KEY_PATTERN = rf"^([A-Za-z0-9._~!*'()@,+-]|{_PCT})+$"
+QUERY_VALUE_PATTERN = rf"^(:[A-Za-z][A-Za-z0-9_.-]*|([A-Za-z0-9._~!*'()@,:/+-]|{_PCT})*)$"
 # Remote sources: http(s) only, and no user:password@ in the URL (use secretRef).
 # No '$' or parentheses either: container env values expand $(VAR).
 REMOTE_URL_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~!&*+,;=:@%/-]*)?$"
@@ -81,10 +115,15 @@ HEALTH_PATH = "healthz"
 HEADER_NAME_PATTERN = r"^[A-Za-z0-9!#%&'*+.^_`|~-]+$"
 HEADER_VALUE_PATTERN = r"^[\x20-\x7e]*$"
 # Header names that nginx or the platform owns; setting them would break serving.
+# (Content-Type may be set: it becomes the type nginx sends, never a second header.)
 RESERVED_HEADERS = frozenset(
-    {"content-length", "content-type", "transfer-encoding", "connection", "date", "server",
+    {"content-length", "transfer-encoding", "connection", "date", "server",
      "location", "etag", "last-modified", "content-encoding", "vary", "accept-ranges"}
 )
+# A media type, as Content-Type takes it: type/subtype and parameters, no '$' or quotes
+# but around a parameter value.
+MEDIA_TYPE_PATTERN = (r'^[A-Za-z0-9!#&^_.+-]+/[A-Za-z0-9!#&^_.+-]+'
+                      r'( *; *[A-Za-z0-9!#&^_.+-]+=([A-Za-z0-9!#&^_.+-]+|"[A-Za-z0-9 !#&^_.+/=:-]*"))*$')
 
 def confined(what: str, path: str) -> str:
     """`path`, if nginx cannot be made to leave the site root with it; else ValueError."""
@@ -97,9 +136,18 @@ def _confined_file(path: str) -> str:
     return confined("path", path)
 
 
+def _page(path: str) -> str:
+    # '/404.html' is how people write a page: the same file as '404.html'.
+    return confined("notFoundPage", path.removeprefix("/"))
+
+
 Domain = Annotated[str, Field(pattern=DOMAIN_PATTERN, max_length=253)]
 FilePath = Annotated[str, Field(pattern=FILE_PATH_PATTERN, max_length=512), AfterValidator(_confined_file)]
-RedirectStatus = Literal[200, 301, 302, 303, 307, 308]
+PagePath = Annotated[str, Field(pattern=PAGE_PATH_PATTERN, max_length=513), AfterValidator(_page)]
+# 200 rewrites; 3xx redirects; 404 and 410 serve `to` with that status, the URL unchanged.
+RedirectStatus = Literal[200, 301, 302, 303, 307, 308, 404, 410]
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+LOCAL_STATUSES = (200, 404, 410)  # `to` is a page of this site, served from inside nginx
 
 
 class _Model(BaseModel):
@@ -180,7 +228,7 @@ class GitSource(_Model):
                      description="Repository URL (http or https), without credentials.")
     ref: str = Field(default="main", pattern=GIT_REF_PATTERN, max_length=255,
                      description="Branch, tag or commit SHA. A SHA pins the site: setting an older one rolls back.")
-    path: str = Field(default="", max_length=512, pattern=r"^$|" + FILE_PATH_PATTERN,
+    path: str = Field(default="", max_length=512, pattern=r"^$|" + SOURCE_PATH_PATTERN,
                       description="Subdirectory to serve, e.g. public (a generator's output).")
     secret_ref: SecretRef | None = Field(default=None, alias="secretRef",
                                          description="Access token for a private repository.")
@@ -205,7 +253,7 @@ class ArchiveSource(_Model):
     sha256: str = Field(pattern=r"^[a-f0-9]{64}$", description="Lower-case hex SHA-256 of the archive.")
     strip_components: int = Field(default=0, ge=0, le=10, alias="stripComponents",
                                   description="Leading path components to drop, as tar --strip-components.")
-    path: str = Field(default="", max_length=512, pattern=r"^$|" + FILE_PATH_PATTERN,
+    path: str = Field(default="", max_length=512, pattern=r"^$|" + SOURCE_PATH_PATTERN,
                       description="Subdirectory of the archive to serve.")
 
 
@@ -224,41 +272,77 @@ class Content(_Model):
 
 
 class Redirect(_Model):
-    """A Netlify-style rule: `from` may end in `*` (captured as `:splat`) and hold `:name` placeholders."""
+    """A `_redirects` line as a field: `from` may hold `*` (captured as `:splat`) and `:name`
+    placeholders, in the grammar of routing.semantics (docs/api.md, docs/compat.md)."""
 
     from_: str = Field(alias="from", pattern=ROUTE_PATTERN, max_length=512,
                        description="Request path pattern, e.g. /old/* or /blog/:year/:slug.")
     to: str = Field(pattern=TARGET_PATTERN, max_length=1024,
-                    description="Target path or http(s) URL; may use :splat and the placeholders of `from`.")
-    status: RedirectStatus = Field(default=301, description="301, 302, 303, 307, 308, or 200 to rewrite.")
+                    description="Target path or http(s) URL; may use :splat and the placeholders of `from` "
+                                "and `query`.")
+    status: RedirectStatus = Field(default=301, description="301, 302, 303, 307, 308; 200 to rewrite; 404 or 410 "
+                                                            "to serve `to` with that status.")
+    force: bool = Field(default=False, description="Netlify's `!`: apply even when a file exists at the path "
+                                                   "(rules are shadowed by files otherwise). Cloudflare rules "
+                                                   "always apply.")
+    query: dict[Annotated[str, Field(pattern=QUERY_KEY_PATTERN, max_length=64)],
+                Annotated[str, Field(pattern=QUERY_VALUE_PATTERN, max_length=256)]] = Field(
+        default_factory=dict,
+        description="Query parameters the request must have: a value (page: news) or a placeholder (id: ':id') "
+                    "that `to` may use. Other parameters may be present.",
+        json_schema_extra={"maxProperties": 10},
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Redirect:
         confined("from", self.from_)
         confined("to", self.to)
-        if "*" in self.from_[:-1]:
-            raise ValueError("from: '*' is only allowed as the last character")
-        names = set(re.findall(r":([a-z][a-z0-9_]*)", self.from_)) | ({"splat"} if self.from_.endswith("*") else set())
-        used = set(re.findall(r":([a-z][a-z0-9_]*)", self.to.split("://", 1)[-1]))
-        if unknown := sorted(used - names):
-            raise ValueError(f"to: placeholder(s) {', '.join(':' + n for n in unknown)} not captured by from")
-        placeholders = re.findall(r":([a-z][a-z0-9_]*)", self.from_)
-        if len(placeholders) != len(set(placeholders)):
-            raise ValueError("from: each :placeholder name may appear once")
         if self.from_.rstrip("/") == f"/{HEALTH_PATH}":
             raise ValueError(f"from: /{HEALTH_PATH} is reserved for the health probe")
-        if self.status == 200 and not self.to.startswith("/"):
-            raise ValueError("to: a 200 rewrite must target a path on this site, not a URL")
+        if self.status in LOCAL_STATUSES:
+            if not self.to.startswith("/"):
+                raise ValueError(f"to: a {self.status} rule must target a path on this site, not a URL")
+            if re.search(CONTROL_ESCAPE_PATTERN, self.to):
+                raise ValueError(f"to: a {self.status} rule's target must not hold an escaped control character")
+        if self.status in (404, 410) and re.search(":[A-Za-z]", self.to):
+            raise ValueError(f"to: a {self.status} rule serves one page: its target cannot use placeholders")
         return self
 
 
-class HeaderRule(_Model):
-    """Response headers for paths matching `path` (a trailing `*` matches any suffix)."""
+def check_redirect(rule: Redirect, semantics: rules.Semantics) -> rules.Pattern:
+    """What the rule means under `semantics`; ValueError (naming from, to or query) if the host
+    would not accept it."""
+    try:
+        pattern = rules.parse(rule.from_, semantics, "redirect")
+    except ValueError as exc:
+        raise ValueError(f"from: {exc}") from None
+    names = pattern.names
+    for key, value in rule.query.items():
+        if value.startswith(":"):
+            if value[1:] in names:
+                raise ValueError(f"query.{key}: the placeholder {value} is already captured")
+            names.append(value[1:])
+    try:
+        rules.substitutions(rule.to.split("://", 1)[-1].partition("/")[2] if "://" in rule.to else rule.to,
+                            names, semantics)
+    except ValueError as exc:
+        raise ValueError(f"to: {exc}") from None
+    return pattern
 
-    path: str = Field(pattern=r"^/[A-Za-z0-9._~@+,=!/-]*\*?$", max_length=512)
+
+def _is_content_type(name: str) -> bool:
+    return name.lower() == "content-type"
+
+
+class HeaderRule(_Model):
+    """Response headers for paths matching `path`, in the grammar of routing.semantics: a `*`
+    matches any characters (`/assets/*`, `/*.js`), a `:name` a segment."""
+
+    path: str = Field(pattern=HEADER_PATH_PATTERN, max_length=512)
     set: dict[Annotated[str, Field(pattern=HEADER_NAME_PATTERN, max_length=128)],
               Annotated[str, Field(pattern=HEADER_VALUE_PATTERN, max_length=4096)]] = Field(
-        description="Header name -> value. An empty value removes a default header.",
+        description="Header name -> value. An empty value removes the header (a default one, or one an "
+                    "earlier rule set). Content-Type sets the type of the files served.",
         json_schema_extra={"minProperties": 1, "maxProperties": 32},
     )
 
@@ -272,23 +356,75 @@ class HeaderRule(_Model):
     def _not_reserved(cls, value: dict[str, str]) -> dict[str, str]:
         if bad := sorted(n for n in value if n.lower() in RESERVED_HEADERS):
             raise ValueError(f"set: header(s) managed by the server cannot be set: {', '.join(bad)}")
+        for name, media in value.items():
+            if _is_content_type(name) and not re.match(MEDIA_TYPE_PATTERN, media):
+                raise ValueError(f"set.{name}: {media!r} is not a media type such as application/json")
         return value
 
 
+def check_header_rule(rule: HeaderRule, semantics: rules.Semantics) -> rules.Pattern:
+    """What the rule's path means under `semantics`; ValueError if the host would not accept it."""
+    try:
+        pattern = rules.parse(rule.path, semantics, "header")
+    except ValueError as exc:
+        raise ValueError(f"path: {exc}") from None
+    if pattern.host is not None and any(_is_content_type(n) for n in rule.set):
+        raise ValueError("set: Content-Type cannot depend on the host; give it in a rule without one")
+    return pattern
+
+
 class Routing(_Model):
+    semantics: rules.Semantics = Field(
+        default="netlify",
+        description="Whose behaviour to follow: netlify (files shadow unforced rules, default 301) or "
+                    "cloudflare (rules always apply, /x.html -> 308 /x, nearest 404.html, SPA without one). "
+                    "docs/compat.md lists every difference.")
     spa: bool = Field(default=False, description="Serve /index.html with 200 for unknown paths.")
-    not_found_page: FilePath | None = Field(
+    not_found_page: PagePath | None = Field(
         default=None, alias="notFoundPage",
-        description="Page served with status 404. Defaults to 404.html when the site has one.")
+        description="Page served with status 404, e.g. 404.html or /errors/404.html. Default: 404.html.")
     clean_urls: bool = Field(default=False, alias="cleanUrls",
                              description="/about serves about.html; /about.html redirects to /about.")
-    trailing_slash: Literal["ignore", "add", "remove"] = Field(
+    trailing_slash: Literal["ignore", "add", "remove", "auto"] = Field(
         default="ignore", alias="trailingSlash",
-        description="ignore: serve both; add: redirect /a to /a/; remove: redirect /a/ to /a.")
+        description="ignore: serve both; add: redirect /a to /a/, remove: /a/ to /a, auto: to the form the "
+                    "files imply (a/index.html: /a/; a.html: /a). Only when the target exists.")
     redirects: list[Redirect] = Field(default_factory=list, max_length=1000,
-                                      description="Evaluated in order; the first match wins.")
+                                      description="Evaluated in order; the first match wins. Before those of "
+                                                  "a _redirects file in the content.")
     headers: list[HeaderRule] = Field(default_factory=list, max_length=100,
-                                      description="For each header, the last matching rule wins.")
+                                      description="All matching rules apply (netlify: for each header the last "
+                                                  "one wins; cloudflare: values are joined). They take "
+                                                  "precedence over a _headers file in the content.")
+
+    @field_validator("redirects")
+    @classmethod
+    def _redirects_mean_something(cls, value: list[Redirect], info: ValidationInfo) -> list[Redirect]:
+        semantics = info.data.get("semantics", "netlify")
+        for i, rule in enumerate(value):
+            try:
+                check_redirect(rule, semantics)
+            except ValueError as exc:
+                raise ValueError(f"redirects[{i}].{exc}") from None
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _headers_mean_something(cls, value: list[HeaderRule], info: ValidationInfo) -> list[HeaderRule]:
+        semantics = info.data.get("semantics", "netlify")
+        for i, rule in enumerate(value):
+            try:
+                check_header_rule(rule, semantics)
+            except ValueError as exc:
+                raise ValueError(f"headers[{i}].{exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _cloudflare_urls(self) -> Routing:
+        if self.semantics == "cloudflare" and (self.clean_urls or self.trailing_slash != "ignore"):
+            raise ValueError("cleanUrls, trailingSlash: with semantics: cloudflare, Cloudflare's own URL handling "
+                             "applies (/a.html -> 308 /a, /a -> 308 /a/ for a directory); leave them unset")
+        return self
 
 
 class Tls(_Model):
@@ -371,7 +507,8 @@ CEL_RULES: dict[str, list[dict[str, Any]]] = {
         },
         {
             "rule": "!has(self.routing) || !has(self.routing.notFoundPage) || !has(self.content.inline) || "
-                    "self.content.inline.files.exists(f, f.path == self.routing.notFoundPage)",
+                    "self.content.inline.files.exists(f, f.path == (self.routing.notFoundPage.startsWith('/') ? "
+                    "self.routing.notFoundPage.substring(1) : self.routing.notFoundPage))",
             "message": "routing.notFoundPage must name a file in content.inline.files",
             "fieldPath": ".routing.notFoundPage",
         },
@@ -409,12 +546,43 @@ CEL_RULES: dict[str, list[dict[str, Any]]] = {
          "message": f"from {UNSAFE_PATH_MESSAGE}", "fieldPath": ".from"},
         {"rule": f"!self.to.matches({UNSAFE_PATH_PATTERN!r})",
          "message": f"to {UNSAFE_PATH_MESSAGE}", "fieldPath": ".to"},
-        {"rule": "!has(self.status) || self.status != 200 || self.to.startsWith('/')",
-         "message": "a 200 rewrite must target a path on this site, not a URL", "fieldPath": ".to"},
-        {"rule": "!self.from.substring(0, size(self.from) - 1).contains('*')",
-         "message": "'*' is only allowed at the end of from", "fieldPath": ".from"},
+        {"rule": f"!has(self.status) || !(self.status in {list(LOCAL_STATUSES)}) || self.to.startsWith('/')",
+         "message": "a 200, 404 or 410 rule must target a path on this site, not a URL", "fieldPath": ".to"},
+        {"rule": f"!has(self.status) || !(self.status in {list(LOCAL_STATUSES)}) || "
+                 f"!self.to.matches({CONTROL_ESCAPE_PATTERN!r})",
+         "message": "a 200, 404 or 410 rule's target must not hold an escaped control character",
+         "fieldPath": ".to"},
+        {"rule": "!has(self.status) || !(self.status in [404, 410]) || !self.to.matches(':[A-Za-z]')",
+         "message": "a 404 or 410 rule serves one page: its target cannot use placeholders", "fieldPath": ".to"},
         {"rule": "self.from != '/healthz' && self.from != '/healthz/'",
          "message": "/healthz is reserved for the health probe", "fieldPath": ".from"},
+        # The values have a schema pattern; map keys can only be checked here.
+        {"rule": f"!has(self.query) || self.query.all(k, k.matches({QUERY_KEY_PATTERN!r}))",
+         "message": "query: parameter names are URL characters (letters, digits, ._~!*'()@,+- and %XX)",
+         "fieldPath": ".query"},
+    ],
+    # The grammar of paths depends on the semantics (api/rules.py): what CEL can check cheaply
+    # here; the operator checks the rest (placeholders `to` uses) and reports InvalidSpec.
+    "Routing": [
+        {"rule": "!has(self.semantics) || self.semantics != 'cloudflare' || "
+                 "((!has(self.cleanUrls) || !self.cleanUrls) && (!has(self.trailingSlash) || "
+                 "self.trailingSlash == 'ignore'))",
+         "message": "with semantics: cloudflare, Cloudflare's own URL handling applies: leave cleanUrls and "
+                    "trailingSlash unset", "fieldPath": ".semantics"},
+        {"rule": "(has(self.semantics) && self.semantics == 'cloudflare') || !has(self.redirects) || "
+                 "self.redirects.all(r, !r.from.substring(0, size(r.from) - 1).contains('*'))",
+         "message": "'*' is only allowed at the end of from (Netlify); semantics: cloudflare allows it anywhere",
+         "fieldPath": ".redirects"},
+        {"rule": "!has(self.semantics) || self.semantics != 'cloudflare' || !has(self.redirects) || "
+                 "self.redirects.all(r, r.from.indexOf('*') == r.from.lastIndexOf('*'))",
+         "message": "only one '*' is allowed in from (Cloudflare)", "fieldPath": ".redirects"},
+        {"rule": "(has(self.semantics) && self.semantics == 'cloudflare') || !has(self.headers) || "
+                 "self.headers.all(h, h.path.startsWith('/'))",
+         "message": "a header rule naming a host (https://...) needs semantics: cloudflare",
+         "fieldPath": ".headers"},
+        {"rule": "!has(self.semantics) || self.semantics != 'cloudflare' || !has(self.headers) || "
+                 "self.headers.all(h, h.path.indexOf('*') == h.path.lastIndexOf('*'))",
+         "message": "only one '*' is allowed in a header rule's path (Cloudflare)", "fieldPath": ".headers"},
     ],
     "HeaderRule": [
         {"rule": f"!self.path.matches({UNSAFE_PATH_PATTERN!r})",
@@ -426,6 +594,9 @@ CEL_RULES: dict[str, list[dict[str, Any]]] = {
          "message": "set: a header managed by the server cannot be set "
                     "(" + ", ".join(sorted(RESERVED_HEADERS)) + ")",
          "fieldPath": ".set"},
+        # Content-Type's value is a media type (checked by the operator: a regex over every
+        # value would cost 16 times the CRD's CEL budget; the schema keeps values printable,
+        # and nginx.conf quotes them).
     ],
 }
 """CEL rules keyed by the name of the model whose schema node they attach to."""

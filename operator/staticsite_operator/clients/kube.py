@@ -126,13 +126,21 @@ class Kube:
                 return None
             raise
 
-    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+    def apply(self, obj: dict[str, Any], *, if_absent: bool = False) -> dict[str, Any]:
         """Server-side apply `obj` as our field manager, taking over conflicting fields.
 
         force=True is right for fields we own by design (a user who edits our Deployment's
         image gets it put back); what the user owns is never sent, so it is never touched.
+
+        if_absent: create it, but answer 409 if an object of that name exists, so that
+        someone else's namesake is never overwritten, and without a GET first. An apply
+        with a resourceVersion is a precondition on an existing object, and is ignored
+        when the apply creates one; no object ever has resourceVersion 1 (etcd's first
+        revision goes to the cluster's bootstrap), so an existing one always conflicts.
         """
         kind, meta = obj["kind"], obj["metadata"]
+        if if_absent:
+            obj = {**obj, "metadata": {**meta, "resourceVersion": "1"}}
         self.writes.add("apply", kind)
         result = self._call("PATCH", kinds.BY_NAME[kind].path(meta["namespace"], meta["name"]), body=obj,
                             query=[("fieldManager", FIELD_MANAGER), ("force", "true")],

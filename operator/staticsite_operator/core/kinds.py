@@ -52,6 +52,9 @@ class Child:
     template: str                                   # templates/<template>.yaml.j2
     kind: Kind
     when: Callable[[models.StaticSiteSpec, tuple[str, ...]], bool] | None = None  # (spec, hosts); None: always
+    # One object per revision (named by its content): a superseded one is deleted only
+    # once the new revision is rolled out, since the old pods still mount it.
+    versioned: bool = False
 
     def wanted(self, spec: models.StaticSiteSpec, hosts: tuple[str, ...]) -> bool:
         """`hosts`: the domains the site may serve (core.domains)."""
@@ -60,8 +63,7 @@ class Child:
 
 # In apply order: what a Deployment mounts exists before the Deployment does.
 CHILDREN: tuple[Child, ...] = (
-    Child("configmap-content", CONFIGMAP, when=lambda spec, hosts: spec.content.inline is not None),
-    Child("configmap-nginx", CONFIGMAP),
+    Child("configmap", CONFIGMAP, versioned=True),
     Child("service", SERVICE),
     Child("deployment", DEPLOYMENT),
     Child("ingress", INGRESS, when=lambda spec, hosts: bool(hosts)),
@@ -71,6 +73,8 @@ CHILDREN: tuple[Child, ...] = (
 CHILD_KINDS: tuple[Kind, ...] = tuple(dict.fromkeys(child.kind for child in CHILDREN))
 # Kinds of which a site may own an object it no longer wants: the only kinds the
 # operator ever deletes (and the only ones the chart lets it delete).
-PRUNABLE: tuple[Kind, ...] = tuple(dict.fromkeys(child.kind for child in CHILDREN if child.when is not None))
+PRUNABLE: tuple[Kind, ...] = tuple(dict.fromkeys(child.kind for child in CHILDREN
+                                                 if child.when is not None or child.versioned))
+VERSIONED: tuple[Kind, ...] = tuple(dict.fromkeys(child.kind for child in CHILDREN if child.versioned))
 
 BY_NAME: dict[str, Kind] = {k.kind: k for k in (*CHILD_KINDS, POD, EVENT, SECRET, STATICSITE)}

@@ -30,6 +30,13 @@ class ApiError(Exception):
         # 422 Invalid: the same request fails the same way. 429 and 5xx are transient.
         return self.status in (400, 403, 404, 409, 422)
 
+    @property
+    def exhausted(self) -> bool:
+        """The cluster ran out of something to allocate (Service IPs, node ports): a
+        condition to report, then retry slowly, not a reconcile error to retry at once."""
+        text = self.message.lower()
+        return "failed to allocate" in text or "range is full" in text
+
 
 class ResolveError(Exception):
     """A git ref could not be resolved. The message is for users: it holds no credentials."""
@@ -60,7 +67,7 @@ class Client(Protocol):
     """The writes (and the few reads) of one reconcile. Failures raise ApiError."""
 
     def get(self, kind: str, namespace: str, name: str) -> Obj | None: ...
-    def apply(self, obj: Obj) -> Obj: ...
+    def apply(self, obj: Obj, *, if_absent: bool = False) -> Obj: ...
     def delete(self, kind: str, namespace: str, name: str, uid: str) -> None: ...
     def patch_status(self, namespace: str, name: str, status: Obj) -> Obj: ...
     def post_event(self, site: Obj, type_: str, reason: str, message: str) -> None: ...

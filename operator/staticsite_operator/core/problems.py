@@ -34,6 +34,7 @@ PRECEDENCE: tuple[str, ...] = (
     c.CONTENT_TOO_LARGE,
     c.NAME_CONFLICT,
     c.APPLY_FAILED,
+    c.ALLOCATION_FAILED,
     c.DOMAIN_NOT_ALLOWED,
     c.DOMAIN_CONFLICT,
     c.SECRET_UNAVAILABLE,
@@ -42,8 +43,10 @@ PRECEDENCE: tuple[str, ...] = (
     c.REVISION_NOT_FOUND,
     c.AUTHENTICATION_FAILED,
     c.FETCH_FAILED,
+    c.ROUTING_FAILED,
     c.NOT_RESOLVED,
     c.DEADLINE_EXCEEDED,
+    c.ROUTING_FILE_INVALID,  # last: the site serves, without the lines named
 )
 
 

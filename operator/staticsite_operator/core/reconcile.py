@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +26,8 @@ import pydantic
 
 from ..api import conditions as c
 from ..api import models
-from . import domains, drift, events, kinds, problems, render, snapshot, status
+from . import domains, drift, events, hostfiles, kinds, problems, render, snapshot, status
+from . import labels as lbl
 from .events import Changes
 from .policy import Policy
 from .ports import ApiError, Client, Obj, RefResolver, TokenUnavailable, View
@@ -31,6 +35,23 @@ from .problems import Problem
 from .revisions import Revisions
 
 log = logging.getLogger(__name__)
+
+
+# A cluster out of Service addresses: not the site's fault, and not worth hammering.
+ALLOCATION_RETRY = 60.0
+
+
+@dataclass(frozen=True)
+class _Verified:
+    inputs: tuple[Any, ...]
+    checksum: str
+    content_hash: str
+    children: dict[tuple[str, str], str]  # (kind, name) -> fingerprint when found in sync
+    problems: tuple[hostfiles.LineProblem, ...]  # lines of _redirects/_headers not honoured
+
+
+class _Taken(Exception):
+    """A child's name is held by an object this site does not control."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +67,15 @@ class Source:
     revision: str | None     # the git commit to serve (git sources)
     problem: Problem | None
     recheck: float | None
+
+
+SKIPPED = "lines of the content's _redirects/_headers are skipped (file:line: why):"
+
+
+def routing_file_problem(found: tuple[hostfiles.LineProblem, ...]) -> Problem:
+    """Lines of inline content's _redirects/_headers that are not honoured: the site serves
+    without them, and says which."""
+    return Problem(c.ROUTING_FILE_INVALID, f"{SKIPPED} {hostfiles.summary(found)}")
 
 
 def validation_message(exc: pydantic.ValidationError) -> str:
@@ -65,18 +95,30 @@ def parse(site: Obj) -> tuple[models.StaticSiteSpec | None, Problem | None]:
 
 class Reconciler:
     def __init__(self, view: View, client: Client, resolve: RefResolver,
-                 images: render.Images | None = None, policy: Policy | None = None) -> None:
+                 images: render.Images | None = None, policy: Policy | None = None,
+                 quiet_rollout: float = 15.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.view = view
+        self.quiet_rollout = quiet_rollout
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._rolling: dict[tuple[str, str], float] = {}  # site -> when its rollout's progress began
+        self._verified: dict[tuple[str, str], _Verified] = {}
         self.client = client
         self.images = images or render.Images()
         self.policy = policy or Policy(default_image=self.images.nginx)
         self.revisions = Revisions(resolve)
+        # Names found taken by someone else's object: looked up (a read) rather than tried
+        # (a refused write) on the next pass, until they are free again.
+        self._taken: set[tuple[str, str, str]] = set()
 
     def reconcile(self, namespace: str, name: str) -> Outcome:
         site = self.view.site(namespace, name)
         if site is None or site["metadata"].get("deletionTimestamp"):
             # Children carry ownerReferences: the garbage collector removes them.
             self.revisions.forget(namespace, name)
+            with self._lock:
+                self._rolling.pop((namespace, name), None)
+                self._verified.pop((namespace, name), None)
             return Outcome(None, None)
         previous: dict[str, Any] | None = site.get("status")
         changes = Changes()
@@ -85,12 +127,21 @@ class Reconciler:
         policy_problem = self.policy.check(spec) if spec is not None else None
         source, grant = Source(None, None, None), domains.Grant((), None)
         rendered, render_problem, sync_problem, fetch_problem = None, None, None, None
+        verified = False
         if spec is not None and policy_problem is None:
             source = self._source(site, spec)
             grant = self._grant(site, spec)
-            rendered, render_problem = self._render(site, spec, source.revision, grant.hosts)
-        if rendered is not None:
+            inputs = (site["metadata"]["uid"], site["metadata"].get("generation"), source.revision, grant.hosts)
+            rendered = self._still_verified(namespace, name, inputs)
+            verified = rendered is not None
+            if rendered is None:
+                rendered, render_problem = self._render(site, spec, source.revision, grant.hosts)
+        file_problem = routing_file_problem(rendered.problems) if rendered and rendered.problems else None
+        if rendered is not None and not verified:
             sync_problem = self._sync(site, rendered, changes)
+            if sync_problem is None:
+                self._verify(namespace, name, inputs, rendered)
+        if rendered is not None:
             fetch_problem = self._fetch_problem(namespace, name, rendered.checksum)
 
         new = status.compute(status.Observed(
@@ -99,14 +150,66 @@ class Reconciler:
             content_hash=rendered.content_hash if rendered else None,
             deployment=self.view.child("Deployment", namespace, name, name),
             problem=problems.most_severe([parse_problem, policy_problem, sync_problem, render_problem,
-                                          grant.problem, source.problem, fetch_problem]),
+                                          grant.problem, source.problem, fetch_problem, file_problem]),
             revision=source.revision if rendered else (previous or {}).get("revision"),
             hosts=grant.hosts if rendered else None,
         ), previous)
-        if not status.same(previous, new):
+        if rendered is not None and sync_problem is None:
+            ready = (status.condition(new, c.READY) or {}).get("status") == "True"
+            self._prune(site, rendered.wanted, changes, rolled_out=ready)
+        wait = self._quiet_rollout(namespace, name, new)
+        if wait is None and not status.same(previous, new):
             self.view.wrote(self.client.patch_status(namespace, name, new))
         self._post(site, events.transitions(previous, new, changes))
-        return Outcome((status.condition(new, c.READY) or {}).get("status", "Unknown"), source.recheck)
+        retry = ALLOCATION_RETRY if sync_problem is not None and sync_problem.reason == c.ALLOCATION_FAILED else None
+        rechecks = [t for t in (source.recheck, wait, retry) if t is not None]
+        return Outcome((status.condition(new, c.READY) or {}).get("status", "Unknown"), min(rechecks, default=None))
+
+    def _quiet_rollout(self, namespace: str, name: str, new: dict[str, Any]) -> float | None:
+        """Seconds to hold back a status that only says "rolling out", or None to write now.
+
+        Most rollouts finish within seconds; a status write for their start and another
+        for their end are two writes where one says all. So for the first
+        `quiet_rollout` seconds of a rollout its progress is not written: if it finishes
+        in time, only Ready is; otherwise the progress is written then.
+        """
+        key = (namespace, name)
+        with self._lock:
+            if not status.in_progress(new):
+                self._rolling.pop(key, None)
+                return None
+            started = self._rolling.setdefault(key, self._clock())
+        left = self.quiet_rollout - (self._clock() - started)
+        return left if left > 0 else None
+
+    # --- what was verified in sync, to skip render on a pass that changes nothing ------------
+    def _still_verified(self, namespace: str, name: str, inputs: tuple[Any, ...]) -> render.Rendered | None:
+        """The rendered result of an earlier pass, if nothing it depends on has changed: the
+        same inputs (the spec's generation, the commit, the domains granted), and the same
+        children, each as it was when found in sync. Most passes are of this kind (a
+        Deployment's status moving during a rollout), and render is most of their cost."""
+        with self._lock:
+            memo = self._verified.get((namespace, name))
+        if memo is None or memo.inputs != inputs:
+            return None
+        live = {(c["kind"], c["metadata"]["name"]): c for c in self.view.children(namespace, name)}
+        if not memo.children.keys() <= live.keys() or any(
+                snapshot.fingerprint(live[key]) != print_ for key, print_ in memo.children.items()):
+            return None
+        return render.Rendered(objects=[], content_hash=memo.content_hash, checksum=memo.checksum,
+                               problems=memo.problems, names=frozenset(memo.children))
+
+    def _verify(self, namespace: str, name: str, inputs: tuple[Any, ...], rendered: render.Rendered) -> None:
+        """Remember the wanted children as they are now that they are in sync (after our writes)."""
+        wanted = rendered.wanted
+        children = {(c["kind"], c["metadata"]["name"]): snapshot.fingerprint(c)
+                    for c in self.view.children(namespace, name) if (c["kind"], c["metadata"]["name"]) in wanted}
+        with self._lock:
+            if wanted == children.keys():
+                self._verified[namespace, name] = _Verified(inputs, rendered.checksum, rendered.content_hash,
+                                                            children, rendered.problems)
+            else:
+                self._verified.pop((namespace, name), None)
 
     # --- stages ------------------------------------------------------------------
     def _source(self, site: Obj, spec: models.StaticSiteSpec) -> Source:
@@ -140,60 +243,90 @@ class Reconciler:
             log.exception("rendering %s/%s failed", meta["namespace"], meta["name"])
             return None, Problem(c.INVALID_SPEC, f"the spec cannot be rendered: {exc}"[:1000])
 
-    def _live(self, obj: Obj, namespace: str, site: str) -> Obj | None:
-        """The object of this name as the cluster has it; one GET when the watches have not seen it."""
-        kind, name = obj["kind"], obj["metadata"]["name"]
-        live = self.view.child(kind, namespace, site, name)
-        if live is None:
-            # Not among our labelled objects: absent, or someone else's (one GET tells).
-            found = self.client.get(kind, namespace, name)
-            live = snapshot.snapshot(found) if found else None
-        return live
-
     def _sync(self, site: Obj, rendered: render.Rendered, changes: Changes) -> Problem | None:
         meta = site["metadata"]
         namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
+        # A new revision's ConfigMap is part of a rollout, not news; for a new site, it is.
+        new_site = self.view.child(kinds.DEPLOYMENT.kind, namespace, name, name) is None
+        versioned = {k.kind for k in kinds.VERSIONED}
         for obj in rendered.objects:
             kind, cname = obj["kind"], obj["metadata"]["name"]
-            live = self._live(obj, namespace, name)
-            if live is not None and not snapshot.controlled_by(live, uid) and not snapshot.stale_namesake(live, name):
-                return Problem(c.NAME_CONFLICT, f"{kind} {cname!r} already exists and is not managed by this "
+            live = self.view.child(kind, namespace, name, cname)
+            conflict = Problem(c.NAME_CONFLICT, f"{kind} {cname!r} already exists and is not managed by this "
                                                 "StaticSite; it was left untouched. Rename the site or remove it.")
+            if live is not None and not snapshot.controlled_by(live, uid) and not snapshot.stale_namesake(live, name):
+                return conflict
             why = "absent" if live is None else snapshot.out_of_sync(obj, live)
             if why is None:
                 continue
             log.info("applying %s %s/%s: %s", kind, namespace, cname, why)
             try:
-                self.view.wrote(self.client.apply(obj))
+                self.view.wrote(self._apply(obj, absent=live is None))
+            except _Taken:
+                return conflict
             except ApiError as exc:
+                if exc.exhausted:
+                    return Problem(c.ALLOCATION_FAILED, f"{kind} {cname!r} cannot be created: {exc.message}; it is "
+                                                        "tried again every minute (ask the platform team for a "
+                                                        "bigger Service range)")
                 if not exc.permanent:
                     raise
                 return Problem(c.APPLY_FAILED, f"the API server rejected {kind} {cname!r}: {exc.message}")
-            (changes.created if live is None else changes.updated).append(f"{kind}/{cname}")
+            if live is not None:
+                changes.updated.append(f"{kind}/{cname}")
+            elif new_site or kind not in versioned:
+                changes.created.append(f"{kind}/{cname}")
             if kind == kinds.DEPLOYMENT.kind:
                 changes.rollout = changes.rollout or live is None or not drift.contains(
                     live.get("spec"), {"template": obj["spec"]["template"]})
-        self._prune(site, rendered, changes)
         return None
 
-    def _prune(self, site: Obj, rendered: render.Rendered, changes: Changes) -> None:
+    def _apply(self, obj: Obj, *, absent: bool) -> Obj:
+        """Apply `obj`; if the watches have not seen it, only create it: a namesake that is
+        not ours (or not yet in the cache) answers 409, and one GET tells which."""
+        if not absent:
+            return self.client.apply(obj)
+        meta = obj["metadata"]
+        key = (obj["kind"], meta["namespace"], meta["name"])
+        if key not in self._taken:
+            try:
+                return self.client.apply(obj, if_absent=True)
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise
+        found = self.client.get(*key)
+        site_uid = meta["ownerReferences"][0]["uid"]
+        if found is not None and not snapshot.controlled_by(found, site_uid) \
+                and not snapshot.stale_namesake(found, meta["labels"][lbl.INSTANCE_KEY]):
+            self._taken.add(key)
+            raise _Taken
+        self._taken.discard(key)
+        return self.client.apply(obj)
+
+    def _prune(self, site: Obj, wanted: frozenset[tuple[str, str]], changes: Changes, *, rolled_out: bool) -> None:
         """Delete the children the spec no longer asks for (the Ingress of a site without
-        domains, the content ConfigMap of a site moved to git): only ours, by UID."""
+        domains), only ours, by UID; and a superseded revision's ConfigMap once the new
+        revision is rolled out (until then, the old pods mount it)."""
         meta = site["metadata"]
-        wanted = {(o["kind"], o["metadata"]["name"]) for o in rendered.objects}
         prunable = {k.kind for k in kinds.PRUNABLE}
+        versioned = {k.kind for k in kinds.VERSIONED}
         for child in self.view.children(meta["namespace"], meta["name"]):
             kind, cname = child["kind"], child["metadata"]["name"]
             if kind not in prunable or (kind, cname) in wanted or not snapshot.controlled_by(child, meta["uid"]):
                 continue
+            if kind in versioned and not rolled_out:
+                continue
             self.client.delete(kind, meta["namespace"], cname, child["metadata"]["uid"])
             self.view.deleted(kind, meta["namespace"], cname)
-            changes.deleted.append(f"{kind}/{cname}")
+            if kind not in versioned:  # a superseded revision is routine, not news
+                changes.deleted.append(f"{kind}/{cname}")
 
     def _fetch_problem(self, namespace: str, name: str, checksum: str) -> Problem | None:
         """A pod of the current revision whose init container failed to fetch the content."""
         for failure in self.view.fetch_failures(namespace, name):
             if failure.get("checksum") == checksum:
+                if failure["reason"] == c.ROUTING_FILE_INVALID:  # the pod serves, without these lines
+                    return Problem(c.ROUTING_FILE_INVALID, f"{SKIPPED} {failure['message']}")
                 return Problem(failure["reason"], f"pod {failure['name']}: {failure['message']}; "
                                                   "the previous pods keep serving")
         return None

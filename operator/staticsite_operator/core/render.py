@@ -17,13 +17,18 @@ from typing import Any
 import yaml
 
 from ..api import models
-from . import kinds
+from . import hostfiles, kinds
 from . import labels as lbl
 from .nginxconf import render_nginx_conf
 from .templating import ENV
 
 SITE_ROOT = "/srv/site"
 GIT_TOKEN_DIR = "/etc/staticsite-git"  # noqa: S105 - a mount path, not a secret
+CONFIG_DIR = "/etc/staticsite"          # the nginx ConfigMap: nginx.conf or site.json, and scripts
+# Where the `routes` init container of a git or archive site writes the nginx.conf it renders
+# from site.json and the fetched `_redirects`/`_headers` (an emptyDir; siteconf.py).
+ROUTES_DIR = "/etc/staticsite-routes"
+SITE_JSON = "site.json"
 # An emptyDir holds fetched content; this bounds what one pod may write to its node.
 FETCHED_SIZE_LIMIT = "1Gi"
 
@@ -47,6 +52,8 @@ class Images:
 
     nginx: str = models.DEFAULT_NGINX_IMAGE
     fetcher: str = models.DEFAULT_FETCHER_IMAGE
+    # The operator's own image: it renders a fetched site's nginx.conf inside the pod.
+    routes: str = models.DEFAULT_ROUTES_IMAGE
 
 
 @dataclass(frozen=True)
@@ -71,12 +78,15 @@ class Names:
     deployment: str
     service: str
     ingress: str
-    content: str
-    nginx: str
+    config: str  # the ConfigMap of one revision: content, nginx.conf and fetch scripts
 
     @classmethod
-    def of(cls, site: str) -> Names:
-        return cls(deployment=site, service=site, ingress=site, content=f"{site}-content", nginx=f"{site}-nginx")
+    def of(cls, site: str, checksum: str) -> Names:
+        # Named by what it holds, and immutable: a new revision is a new ConfigMap, so the
+        # pods of the old one keep serving exactly the old files until they are replaced.
+        # A name is at most 253 characters; the site's may be as long.
+        config = f"{site[:242].rstrip('-.')}-{checksum[:10]}"
+        return cls(deployment=site, service=site, ingress=site, config=config)
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,16 @@ class Rendered:
     objects: list[dict[str, Any]]  # in apply order
     content_hash: str              # "sha256:<hex>" of the files, for status.contentHash
     checksum: str                  # content + nginx.conf: the pod-template annotation
+    # Lines of the inline content's _redirects/_headers that are not honoured (skipped).
+    problems: tuple[hostfiles.LineProblem, ...] = ()
+    names: frozenset[tuple[str, str]] | None = None  # (kind, name) of the objects, when they are not held
+
+    @property
+    def wanted(self) -> frozenset[tuple[str, str]]:
+        """(kind, name) of every child the site wants."""
+        if self.names is not None:
+            return self.names
+        return frozenset((o["kind"], o["metadata"]["name"]) for o in self.objects)
 
 
 def config_key(path: str) -> str:
@@ -119,13 +139,17 @@ def _split_files(inline: models.InlineContent) -> tuple[dict[str, str], dict[str
         else:
             text[key] = f.content or ""
         items.append({"key": key, "path": f.path})
-    size = sum(len(k) + len(v) for k, v in text.items()) + sum(len(k) + len(v) for k, v in binary.items())
-    if size > models.MAX_CONTENT_BYTES:
-        raise ContentTooLarge(
-            f"inline content is {size} bytes, over the {models.MAX_CONTENT_BYTES}-byte ConfigMap limit; "
-            "serve large sites from spec.content.git or spec.content.archive instead"
-        )
     return text, binary, items
+
+
+def _check_size(data: dict[str, str], binary: dict[str, str], inline: bool) -> None:
+    size = sum(len(k) + len(v) for k, v in data.items()) + sum(len(k) + len(v) for k, v in binary.items())
+    if size > models.MAX_CONTENT_BYTES:
+        what = "inline content and nginx.conf" if inline else "the nginx.conf the routing rules make"
+        hint = ("serve large sites from spec.content.git or spec.content.archive instead" if inline
+                else "use fewer or shorter rules")
+        raise ContentTooLarge(f"{what} take {size} bytes, over the {models.MAX_CONTENT_BYTES}-byte ConfigMap "
+                              f"limit; {hint}")
 
 
 def fetch_script(name: str) -> str:
@@ -157,6 +181,18 @@ def _fetcher(site: Site) -> tuple[dict[str, Any] | None, dict[str, str], str]:
     return container, {script: fetch_script(script)}, f"{SITE_ROOT}/{sub}".rstrip("/")
 
 
+def _host_files(inline: models.InlineContent | None) -> dict[str, str | bytes]:
+    """The `_redirects` and `_headers` at the root of inline content."""
+    names = (hostfiles.REDIRECTS_FILE, hostfiles.HEADERS_FILE)
+    return {f.path: (f.content if f.content is not None else f.data()) for f in (inline.files if inline else [])
+            if f.path in names}
+
+
+def site_json(spec: models.StaticSiteSpec, root: str) -> str:
+    """What the `routes` init container renders a fetched site's nginx.conf from."""
+    return json.dumps({"spec": spec.model_dump(mode="json", by_alias=True), "root": root}, sort_keys=True)
+
+
 def _resources(spec: models.StaticSiteSpec) -> dict[str, Any]:
     res = spec.nginx.resources
     return {k: v for k, v in (("requests", res.requests), ("limits", res.limits)) if v}
@@ -167,17 +203,20 @@ def render(site: Site) -> Rendered:
     inline = spec.content.inline
     text, binary, items = _split_files(inline) if inline is not None else ({}, {}, [])
     fetcher, scripts, root = _fetcher(site)
-    nginx_conf = render_nginx_conf(spec, root=root)
-    if len(nginx_conf) > models.MAX_CONTENT_BYTES:
-        raise ContentTooLarge(f"the routing rules make a {len(nginx_conf)}-byte nginx.conf, over the "
-                              f"{models.MAX_CONTENT_BYTES}-byte ConfigMap limit; use fewer or shorter rules")
+    parsed = hostfiles.parse_site(_host_files(inline), spec.routing.semantics)
+    nginx_conf = render_nginx_conf(spec, root=root, host=parsed.host_rules())
+    # A fetched site's nginx.conf depends on its files too: the pod renders it (siteconf.py).
+    # Content keys start with 12 hex digits and a '-' (config_key): never these.
+    config = ({"nginx.conf": nginx_conf} if fetcher is None else {SITE_JSON: site_json(spec, root)}) | scripts
+    _check_size(text | config, binary, inline is not None)
     chash = content_hash(site)
-    checksum = hashlib.sha256(f"{chash}\n{nginx_conf}\n{json.dumps(fetcher, sort_keys=True)}".encode()).hexdigest()
+    checksum = hashlib.sha256(f"{chash}\n{json.dumps(config, sort_keys=True)}\n"
+                              f"{json.dumps(fetcher, sort_keys=True)}".encode()).hexdigest()
 
     context = {
         "spec": spec,
         "namespace": site.namespace,
-        "names": Names.of(site.name),
+        "names": Names.of(site.name, checksum),
         "labels": lambda component: lbl.labels(site.name, component),
         "pod_labels": lbl.labels(site.name, "server") | ({lbl.FETCH_KEY: fetcher["kind"]} if fetcher else {}),
         "selector": lbl.selector(site.name),
@@ -192,8 +231,13 @@ def render(site: Site) -> Rendered:
         "text_files": text,
         "binary_files": binary,
         "items": items,
-        "nginx_conf": nginx_conf,
-        "scripts": scripts,
+        "config_data": text | config,
+        "config_items": [{"key": key, "path": key} for key in config],
+        "nginx_conf_path": f"{CONFIG_DIR}/nginx.conf" if fetcher is None else f"{ROUTES_DIR}/nginx.conf",
+        "config_dir": CONFIG_DIR,
+        "routes_dir": ROUTES_DIR,
+        "site_json": f"{CONFIG_DIR}/{SITE_JSON}",
+        "routes_image": site.images.routes,
         "fetcher": fetcher,
         "nginx_image": spec.nginx.image or site.images.nginx,
         "fetcher_image": site.images.fetcher,
@@ -207,4 +251,4 @@ def render(site: Site) -> Rendered:
     }
     objects = [yaml.load(ENV.get_template(f"{child.template}.yaml.j2").render(context), Loader=_YAML_LOADER)  # noqa: S506
                for child in kinds.CHILDREN if child.wanted(spec, site.served_hosts)]
-    return Rendered(objects=objects, content_hash=chash, checksum=checksum)
+    return Rendered(objects=objects, content_hash=chash, checksum=checksum, problems=parsed.problems)

@@ -10,6 +10,7 @@ here so that the format and its reader cannot drift apart.
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 from ..api import models
@@ -37,7 +38,10 @@ def snapshot(body: Any) -> Obj:
     meta = body["metadata"]
     out: Obj = {"kind": body.get("kind"), "metadata": {k: meta[k] for k in _KEPT_METADATA if k in meta}}
     if body.get("kind") == "ConfigMap":
-        out["dataHashes"] = data_hashes(body.get("data"), body.get("binaryData"))
+        if body.get("immutable"):
+            out["immutable"] = True  # its data cannot change: nothing to fingerprint
+        else:
+            out["dataHashes"] = data_hashes(body.get("data"), body.get("binaryData"))
     else:
         for part in ("spec", "status"):
             if part in body:
@@ -71,8 +75,21 @@ def out_of_sync(desired: Obj, live: Obj) -> str | None:
         if (found := drift.difference(meta_l.get(part), meta_d.get(part), ("metadata", part))) is not None:
             return found
     if desired["kind"] == "ConfigMap":
+        if live.get("immutable"):
+            # Named by a hash of its data, which the API server keeps from changing.
+            return None if desired.get("immutable") else "immutable"
         live_hashes = live.get("dataHashes") or {}
         wanted = data_hashes(desired.get("data"), desired.get("binaryData"))
         changed = sorted(k for k, v in wanted.items() if live_hashes.get(k) != v)
         return f"data {', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''}" if changed else None
     return drift.difference(live.get("spec"), desired.get("spec"), ("spec",))
+
+
+def fingerprint(obj: Obj) -> str:
+    """What a snapshot says that we write (not status, not versions): equal fingerprints,
+    equal answers from out_of_sync."""
+    meta = obj["metadata"]
+    kept = {k: meta.get(k) for k in ("labels", "annotations", "ownerReferences")}
+    kept |= {k: obj.get(k) for k in ("spec", "dataHashes", "immutable")}
+    return hashlib.sha1(json.dumps(kept, sort_keys=True, separators=(",", ":")).encode(),
+                        usedforsecurity=False).hexdigest()

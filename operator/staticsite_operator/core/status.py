@@ -122,31 +122,63 @@ def compute(obs: Observed, previous: dict[str, Any] | None) -> dict[str, Any]:
 
 # The fetch scripts' exit codes (templates/fetch-*.sh).
 _FETCH_EXIT_REASONS = {42: c.CHECKSUM_MISMATCH, 43: c.REVISION_NOT_FOUND, 44: c.AUTHENTICATION_FAILED}
+# The init containers of a pod that fetches its content, in the order they run.
+_INIT_CONTAINERS = ("fetch", "routes", "check")
 
 
 def fetch_failure(pod_status: dict[str, Any]) -> dict[str, str] | None:
-    """Why a pod's `fetch` init container failed, from what the kubelet reported; None if it did not.
+    """Why a pod's init containers failed to prepare its content, from what the kubelet
+    reported; None if they did not. Also the lines of the content's _redirects/_headers that
+    the `routes` container skipped (it succeeds, and the pod serves without them).
 
     fetch-archive.sh exits 42 on a checksum mismatch, fetch-git.sh 43 when the commit is
     not on the server and 44 when authentication fails; anything else is a fetch failure.
-    The message is the container's termination message (its last log lines).
+    `routes` (siteconf.py) or `check` (nginx -t) failing is RoutingFailed. The message is
+    the container's termination message (its last log lines).
     """
-    for cs in pod_status.get("initContainerStatuses") or []:
-        if cs.get("name") != "fetch":
-            continue
+    statuses = {cs.get("name"): cs for cs in pod_status.get("initContainerStatuses") or []}
+    for name in _INIT_CONTAINERS:
+        cs = statuses.get(name) or {}
         for state in (cs.get("state") or {}, cs.get("lastState") or {}):
             term = state.get("terminated") or {}
             code = term.get("exitCode", 0)
+            message = (term.get("message") or "").strip()[-500:]
             if code:
-                reason = _FETCH_EXIT_REASONS.get(code, c.FETCH_FAILED)
-                message = (term.get("message") or "").strip()[-500:] or f"exit code {code}"
-                return {"reason": reason, "message": message}
+                reason = _FETCH_EXIT_REASONS.get(code, c.FETCH_FAILED) if name == "fetch" else c.ROUTING_FAILED
+                return {"reason": reason, "message": message or f"{name}: exit code {code}"}
+            if name == "routes" and term and message:
+                return {"reason": c.ROUTING_FILE_INVALID, "message": message}
     return None
 
 
+# Rollout progress: its counts change with every pod that starts, and each change would
+# be a write of its own (about three per site per rollout, more with more replicas).
+PROGRESS = (c.ROLLING_OUT, c.WAITING_FOR_REPLICAS)
+
+
+def _material(st: dict[str, Any] | None) -> dict[str, Any]:
+    """A status without what changes pod by pod: replica counts, and the message of a
+    condition that reports progress (its status and reason are kept)."""
+    out = {k: v for k, v in (st or {}).items() if k not in ("replicas", "readyReplicas")}
+    out["conditions"] = [{k: v for k, v in cond.items() if k != "message" or cond.get("reason") not in PROGRESS}
+                         for cond in out.get("conditions") or []]
+    return out
+
+
 def same(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
-    """True when storing `b` over `a` would change nothing the user can see."""
-    return (a or {}) == b
+    """True when storing `b` over `a` would change nothing a user needs to know now.
+
+    Counts of replicas and rollout-progress messages alone are not worth a write: they
+    are refreshed by the next write, which every transition makes (Ready, a new
+    generation, a problem).
+    """
+    return _material(a) == _material(b)
+
+
+def in_progress(st: dict[str, Any]) -> bool:
+    """Rolling out with no problem: the status a short rollout can skip altogether."""
+    ready, degraded = condition(st, c.READY) or {}, condition(st, c.DEGRADED) or {}
+    return ready.get("status") == "False" and ready.get("reason") in PROGRESS and degraded.get("status") != "True"
 
 
 def condition(status: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:

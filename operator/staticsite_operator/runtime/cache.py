@@ -1,10 +1,19 @@
 """What the watches saw, and what we wrote since: the reconcile's `View` of the cluster.
 
-kopf's indexes hold one compact snapshot (core.snapshot, as JSON) per site and per
-child, keyed by (namespace, site). They lag our own writes by one watch event, so the
-cache also remembers the objects our writes returned, and answers with whichever copy
-has the newer resourceVersion: watch lag is never mistaken for drift, and a child we
-just created is not created twice.
+The reflectors (runtime.reflector) hand every watch event to `observe`, on the event
+loop; the reconcile reads from worker threads, so every access holds one lock. Each
+object is kept as one compact JSON string of its snapshot (core.snapshot): a few KB for
+a Deployment instead of tens as nested dicts, decoded in microseconds when a reconcile
+reads it. Secondary indexes answer the reconcile's questions directly: the children of a
+site, the claims on a domain, the pods of a site that failed to fetch.
+
+The watches lag our own writes by one event, so the cache also remembers the objects our
+writes returned and answers with whichever copy has the newer resourceVersion: watch lag
+is never mistaken for drift, and a child we just created is not created twice.
+
+`observe` and `sweep` return the sites that an event may concern, for the controller to
+queue: the site itself, the site a child belongs to, and, when a site's domains change,
+every other site claiming one of those domains (ownership may have moved).
 """
 
 from __future__ import annotations
@@ -13,59 +22,164 @@ import json
 import threading
 from typing import Any
 
-from ..api import models
 from ..core import kinds, snapshot
 from ..core import labels as lbl
 from ..core.domains import Claim
 from ..core.ports import Obj
+from ..core.status import fetch_failure
 
-SITES_INDEX = "staticsites_idx"
-DOMAINS_INDEX = "domains_idx"
-PODS_INDEX = "fetchfailures_idx"
+Key = tuple[str, str]          # namespace, name
 ObjKey = tuple[str, str, str]  # kind, namespace, name
-
-
-def index_id(kind: kinds.Kind) -> str:
-    """kopf passes every index to every handler as a keyword argument named by its id."""
-    return f"{kind.plural}_idx"
+SITE = kinds.STATICSITE.kind
+POD = kinds.POD.kind
 
 
 def pack(body: Any) -> str:
-    """An index entry: the snapshot as compact JSON, and kopf's copy of the body emptied.
+    return json.dumps(snapshot.snapshot(body), separators=(",", ":"))
 
-    The indexes hold one entry per site and child, for the life of the process. As a
-    compact string a snapshot takes several times less memory than as nested dicts, and
-    decoding the one or two entries a reconcile reads costs microseconds.
 
-    kopf keeps each event's body until the object's event handlers have run, and after
-    a restart those wait until every kind is listed: every body of every child, held
-    at once. The handlers read only metadata, so the parts that are now in the
-    snapshot are released here. This relies on kopf reading nothing else of a body
-    that only indexes and on.event handlers see.
-    """
-    packed = json.dumps(snapshot.snapshot(body), separators=(",", ":"))
-    body["metadata"].pop("managedFields", None)
-    for part in ("spec", "status", "data", "binaryData"):
-        if isinstance(held := body.get(part), dict):
-            held.clear()
-    return packed
+def _older(version: str, than: int) -> bool:
+    try:
+        return int(version) <= than
+    except ValueError:
+        return True
+
+
+def claimed_domains(body: Any) -> frozenset[str]:
+    """A site being deleted has let go of its domains."""
+    if (body.get("metadata") or {}).get("deletionTimestamp"):
+        return frozenset()
+    return frozenset((body.get("spec") or {}).get("domains") or ())
 
 
 class Cache:
-    """core.ports.View over kopf's indexes, plus the read-your-writes memory."""
+    """core.ports.View over the reflectors' events, plus the read-your-writes memory."""
 
     def __init__(self) -> None:
-        self.indexes: dict[str, Any] = {}
-        self._written: dict[ObjKey, Obj] = {}
         self._lock = threading.Lock()
-        self._domains: dict[tuple[str, str], frozenset[str]] = {}  # the domains each site claimed last
+        self._objects: dict[ObjKey, tuple[str, str]] = {}       # -> (resourceVersion, packed snapshot)
+        self._site_of: dict[ObjKey, Key] = {}                    # a child -> its site
+        self._children: dict[Key, set[ObjKey]] = {}             # a site -> its children
+        self._claims: dict[str, set[Claim]] = {}                # a domain -> the sites claiming it
+        self._claimed: dict[Key, tuple[Claim, frozenset[str]]] = {}
+        self._failures: dict[Key, dict[str, dict[str, Any]]] = {}  # a site -> pod -> failed fetch
+        self._written: dict[ObjKey, Obj] = {}
 
-    def bind(self, handler_kwargs: dict[str, Any]) -> None:
-        """Take kopf's index objects from any handler's keyword arguments (they never change)."""
-        if not self.indexes:
-            self.indexes = {k: v for k, v in handler_kwargs.items() if k.endswith("_idx")}
+    # --- fed by the reflectors (event loop) ------------------------------------------
+    def observe(self, kind: kinds.Kind, event: str | None, body: dict[str, Any]) -> set[Key]:
+        meta = body.get("metadata") or {}
+        namespace, name = meta.get("namespace", ""), meta.get("name", "")
+        if event == "DELETED":
+            return self.remove(kind.kind, namespace, name)
+        if kind.kind == POD:
+            return self._observe_pod(namespace, name, meta, body)
+        key: ObjKey = (kind.kind, namespace, name)
+        rv = str(meta.get("resourceVersion", ""))
+        with self._lock:
+            known = self._objects.get(key)
+        if known is not None and known[0] == rv:
+            return set()  # a re-listing of what we have: nothing new
+        packed = pack(body)
+        with self._lock:
+            self._objects[key] = (rv, packed)
+            if kind.kind == SITE:
+                return {(namespace, name)} | self._claim(namespace, name, meta, claimed_domains(body))
+            site = (meta.get("labels") or {}).get(lbl.INSTANCE_KEY)
+            self._link(key, (namespace, site) if site else None)
+            return {(namespace, site)} if site else set()
 
-    # --- read-your-writes --------------------------------------------------------
+    def sweep(self, kind: kinds.Kind, namespace: str | None, listed: set[Key], version: int) -> set[Key]:
+        """After a (re-)listing at `version`: drop what it no longer holds (deleted meanwhile).
+
+        Only what is older than the listing: an object created (or written by us) after
+        the listing's snapshot is not in it, yet exists; the watch that follows brings it.
+        """
+        with self._lock:
+            if kind.kind == POD:
+                gone = [(POD, ns, pod) for (ns, _site), pods in self._failures.items() for pod in pods
+                        if (namespace is None or ns == namespace) and (ns, pod) not in listed]
+            else:
+                gone = [key for key, (rv, _) in self._objects.items() if key[0] == kind.kind
+                        and (namespace is None or key[1] == namespace) and (key[1], key[2]) not in listed
+                        and _older(rv, version)]
+        affected: set[Key] = set()
+        for k, ns, name in gone:
+            affected |= self.remove(k, ns, name)
+        return affected
+
+    def remove(self, kind: str, namespace: str, name: str) -> set[Key]:
+        key: ObjKey = (kind, namespace, name)
+        with self._lock:
+            self._written.pop(key, None)
+            if kind == POD:
+                for site, pods in list(self._failures.items()):
+                    if site[0] == namespace and pods.pop(name, None) is not None:
+                        if not pods:
+                            del self._failures[site]
+                        return {site}
+                return set()
+            self._objects.pop(key, None)
+            if kind == SITE:
+                return {(namespace, name)} | self._claim(namespace, name, {}, frozenset())
+            owner = self._site_of.get(key)
+            self._link(key, None)
+            return {owner} if owner else set()
+
+    def _link(self, key: ObjKey, site: Key | None) -> None:
+        before = self._site_of.pop(key, None)
+        if before is not None:
+            children = self._children.get(before)
+            if children is not None:
+                children.discard(key)
+                if not children:
+                    del self._children[before]
+        if site is not None:
+            self._site_of[key] = site
+            self._children.setdefault(site, set()).add(key)
+
+    def _claim(self, namespace: str, name: str, meta: dict[str, Any], domains: frozenset[str]) -> set[Key]:
+        """Record the domains a site claims; the other claimants of every domain it
+        took or let go must be looked at again."""
+        site: Key = (namespace, name)
+        before: frozenset[str] = frozenset()
+        if (previous := self._claimed.pop(site, None)) is not None:
+            before_claim, before = previous
+            for domain in before:
+                holders = self._claims.get(domain, set())
+                holders.discard(before_claim)
+                if not holders:
+                    self._claims.pop(domain, None)
+        claim = Claim(str(meta.get("creationTimestamp", "")), namespace, name)
+        for domain in domains:
+            self._claims.setdefault(domain, set()).add(claim)
+        if domains:
+            self._claimed[site] = (claim, domains)
+        moved = before ^ domains
+        return {(c.namespace, c.name) for domain in moved for c in self._claims.get(domain, ())} - {site}
+
+    def _observe_pod(self, namespace: str, name: str, meta: dict[str, Any], body: dict[str, Any]) -> set[Key]:
+        """Pods are kept only as what they say about a failed fetch of the content."""
+        site = (meta.get("labels") or {}).get(lbl.INSTANCE_KEY)
+        if not site:
+            return set()
+        failure = fetch_failure(body.get("status") or {})
+        with self._lock:
+            pods = self._failures.get((namespace, site), {})
+            entry = None if failure is None else {
+                "name": name, "checksum": (meta.get("annotations") or {}).get(lbl.CHECKSUM_ANNOTATION), **failure}
+            if pods.get(name) == entry:
+                return set()
+            if entry is None:
+                pods.pop(name, None)
+            else:
+                pods[name] = entry
+            if pods:
+                self._failures[namespace, site] = pods
+            else:
+                self._failures.pop((namespace, site), None)
+        return {(namespace, site)} if failure is not None else set()
+
+    # --- read-your-writes (worker threads) ----------------------------------------------
     def wrote(self, obj: Obj) -> None:
         snap = snapshot.snapshot(obj)
         meta = snap["metadata"]
@@ -73,62 +187,54 @@ class Cache:
             self._written[snap["kind"], meta["namespace"], meta["name"]] = snap
 
     def deleted(self, kind: str, namespace: str, name: str) -> None:
-        """The object is gone (we deleted it, or the watch saw it go): forget our copy."""
-        with self._lock:
-            self._written.pop((kind, namespace, name), None)
+        """We deleted it: it is gone, whatever the watch has not told yet."""
+        self.remove(kind, namespace, name)
 
-    def _fresh(self, key: ObjKey, indexed: Obj | None) -> Obj | None:
+    def _fresh(self, key: ObjKey) -> Obj | None:
         with self._lock:
             mine = self._written.get(key)
-            if mine is not None and indexed is not None and \
-                    snapshot.resource_version(indexed) >= snapshot.resource_version(mine):
-                del self._written[key]  # the watch has caught up
-                return indexed
+            known = self._objects.get(key)
+        indexed: Obj | None = json.loads(known[1]) if known is not None else None
+        if mine is not None and indexed is not None and \
+                snapshot.resource_version(indexed) >= snapshot.resource_version(mine):
+            with self._lock:
+                if self._written.get(key) is mine:
+                    del self._written[key]  # the watch has caught up
+            return indexed
         return mine if mine is not None else indexed
 
-    # --- the View ----------------------------------------------------------------
-    def _entries(self, index: str, key: tuple[str, str]) -> list[Obj]:
-        store = self.indexes.get(index)
-        return [json.loads(packed) for packed in (store.get(key) or ())] if store is not None else []
-
+    # --- the View (worker threads) -------------------------------------------------------
     def site(self, namespace: str, name: str) -> Obj | None:
-        found = next((o for o in self._entries(SITES_INDEX, (namespace, name))
-                      if o["metadata"]["name"] == name), None)
-        return self._fresh((models.KIND, namespace, name), found)
+        return self._fresh((SITE, namespace, name))
 
     def child(self, kind: str, namespace: str, site: str, name: str) -> Obj | None:
-        found = next((o for o in self._entries(index_id(kinds.BY_NAME[kind]), (namespace, site))
-                      if o["metadata"]["name"] == name), None)
-        return self._fresh((kind, namespace, name), found)
+        found = self._fresh((kind, namespace, name))
+        if found is None or (found["metadata"].get("labels") or {}).get(lbl.INSTANCE_KEY) != site:
+            return None
+        return found
 
     def children(self, namespace: str, site: str) -> list[Obj]:
         """Every child labelled for `site`, of every child kind, freshest copies."""
-        seen: dict[ObjKey, Obj | None] = {}
-        for kind in kinds.CHILD_KINDS:
-            for obj in self._entries(index_id(kind), (namespace, site)):
-                seen[kind.kind, namespace, obj["metadata"]["name"]] = obj
         with self._lock:
-            mine = [key for key, obj in self._written.items() if key[1] == namespace and key[0] != models.KIND
-                    and (obj["metadata"].get("labels") or {}).get(lbl.INSTANCE_KEY) == site]
-        for key in mine:
-            seen.setdefault(key, None)
-        fresh = (self._fresh(key, indexed) for key, indexed in seen.items())
+            keys = set(self._children.get((namespace, site), ()))
+            keys |= {key for key, obj in self._written.items() if key[1] == namespace and key[0] != SITE
+                     and (obj["metadata"].get("labels") or {}).get(lbl.INSTANCE_KEY) == site}
+        fresh = (self._fresh(key) for key in sorted(keys))
         return [obj for obj in fresh if obj is not None]
 
     def claimants(self, domain: str) -> list[Claim]:
-        store = self.indexes.get(DOMAINS_INDEX)
-        return [Claim(*claim) for claim in (store.get(domain) or ())] if store is not None else []
-
-    def domains_changed(self, key: tuple[str, str], claimed: frozenset[str]) -> frozenset[str]:
-        """Record the domains a site now claims; return those whose ownership may have
-        moved (added or dropped), whose other claimants must be looked at again."""
-        before = self._domains.get(key, frozenset())
-        if claimed:
-            self._domains[key] = claimed
-        else:
-            self._domains.pop(key, None)
-        return before ^ claimed
+        with self._lock:
+            return sorted(self._claims.get(domain, ()))
 
     def fetch_failures(self, namespace: str, site: str) -> list[dict[str, Any]]:
-        store = self.indexes.get(PODS_INDEX)
-        return [dict(f) for f in (store.get((namespace, site)) or ())] if store is not None else []
+        with self._lock:
+            return [dict(f) for f in self._failures.get((namespace, site), {}).values()]
+
+    # --- figures ------------------------------------------------------------------------
+    def size(self) -> dict[str, int]:
+        with self._lock:
+            counts: dict[str, int] = {}
+            for kind, _, _ in self._objects:
+                counts[kind] = counts.get(kind, 0) + 1
+            return counts
+

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
+from ..core.ports import ApiError
 from ..core.reconcile import Outcome
 from . import metrics
 from .workqueue import WorkQueue
@@ -31,7 +32,8 @@ class Controller:
         self._gate = gate or contextlib.nullcontext
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="reconcile")
         self._gauge = metrics.SitesGauge()
-        self.queue: WorkQueue[Key] = WorkQueue(self._run, workers=workers, on_depth=metrics.QUEUE_DEPTH.set)
+        self.queue: WorkQueue[Key] = WorkQueue(self._run, workers=workers, on_depth=metrics.QUEUE_DEPTH.set,
+                                               expected=(ApiError, OSError))
 
     def start(self) -> None:
         self.queue.start()

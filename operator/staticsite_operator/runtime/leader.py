@@ -194,7 +194,7 @@ class LeaseElector:
         return LEASES.format(namespace=self.settings.namespace)
 
     def start(self) -> None:
-        if self._task is None:
+        if self._task is None and not self.leadership.stopping:
             self._task = asyncio.create_task(self._run(), name="leader election")
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any] | None:

@@ -21,8 +21,10 @@ log = logging.getLogger(__name__)
 class WorkQueue(Generic[K]):
     def __init__(self, handler: Callable[[K], Awaitable[None]], *, workers: int = 8,
                  base_delay: float = 0.5, max_delay: float = 60.0,
-                 on_depth: Callable[[int], None] | None = None) -> None:
+                 on_depth: Callable[[int], None] | None = None,
+                 expected: tuple[type[Exception], ...] = ()) -> None:
         self._handler = handler
+        self._expected = expected  # failures logged without a traceback
         self._on_depth = on_depth  # told pending() whenever it may have changed (a gauge)
         self._workers = workers
         self._base_delay = base_delay
@@ -84,10 +86,12 @@ class WorkQueue(Generic[K]):
                 await self._handler(key)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 failures = self._failures[key] = self._failures.get(key, 0) + 1
                 delay = min(self._base_delay * 2 ** (failures - 1), self._max_delay)
-                log.exception("reconcile of %s failed (attempt %d); retrying in %.1fs", key, failures, delay)
+                # An expected failure (the API server busy or away) is a line; a bug, a traceback.
+                log.warning("reconcile of %s failed (attempt %d); retrying in %.1fs: %s", key, failures, delay, exc,
+                            exc_info=not isinstance(exc, self._expected))
                 self.add_after(key, delay)
             else:
                 self._failures.pop(key, None)
