@@ -18,10 +18,11 @@ by chunk, so watches work through it. Its faults:
   still reach it).
 - **slow**: for a while, every request waits a fixed delay before it is forwarded: an
   API server slow under load (answers take seconds, nothing fails).
-- **expire**: every open watch is cut, and for a while every watch that resumes from a
-  resourceVersion is answered with the API server's `ERROR 410 Expired` event (its
-  watch cache no longer holds that version, as after etcd compaction): the client must
-  list again.
+- **expire**: every open watch is cut, and for a while the first watch of each
+  collection that resumes from a resourceVersion is answered with the API server's
+  `ERROR 410 Expired` event (its watch cache no longer holds that version, as after
+  etcd compaction): the client must list again. Once per collection, as compaction
+  would: a watch from the fresh listing's version is served.
 
 It counts what it forwarded and answered, per second, so backoff can be judged
 (`Stats`). It runs in a process of its own (`ProxyProcess`, commanded over a pipe):
@@ -82,6 +83,7 @@ class FaultProxy:
         self._cut_until = 0.0            # partition
         self._slow_until, self._slow_delay = 0.0, 0.0
         self._expire_until = 0.0
+        self._expired_paths: set[str] = set()   # collections answered 410 during this expiry
         self._transports: dict[int, Any] = {}   # id -> transport of every open connection
         self._watching: set[int] = set()        # ids of connections carrying a watch now
         self._loop = asyncio.new_event_loop()
@@ -131,6 +133,7 @@ class FaultProxy:
         """Cut every open watch; answer resumed watches with ERROR 410 for `seconds`."""
         def begin() -> None:
             self._expire_until = time.monotonic() + seconds
+            self._expired_paths.clear()
             self._abort(list(self._watching))
         self._loop.call_soon_threadsafe(begin)
 
@@ -215,7 +218,9 @@ class FaultProxy:
         if now < self._slow_until:
             await asyncio.sleep(self._slow_delay)
         watch = request.query.get("watch") in ("true", "1")
-        if watch and now < self._expire_until and request.query.get("resourceVersion"):
+        if (watch and now < self._expire_until and request.query.get("resourceVersion")
+                and request.path not in self._expired_paths):
+            self._expired_paths.add(request.path)
             self.stats.injected[self.second()] += 1
             return self._expired()
         self.stats.forwarded[self.second()] += 1
