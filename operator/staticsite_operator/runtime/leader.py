@@ -1,6 +1,6 @@
 """Leader election on a coordination.k8s.io/v1 Lease, and the write fence that goes with it.
 
-Every replica runs kopf's watches and indexes and queues a site's key at every event,
+Every replica runs the reflectors (runtime.reflector) and queues a site's key at every event,
 so a standby's cache is as warm as the leader's. Only the leader reconciles:
 `Leadership.gate()` is what a worker enters before a reconcile, and it waits while this
 replica stands by (its queue keeps collecting keys meanwhile, coalesced, and is worked
