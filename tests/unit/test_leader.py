@@ -148,6 +148,25 @@ def test_a_standby_takes_over_only_after_a_lease_duration_without_change(
     run(scenario())
 
 
+def test_a_standby_looks_again_when_the_lease_expires_not_a_retry_period_later(
+        clock: Clock, pair: tuple[LeaseStore, LeaseElector, LeaseElector]) -> None:
+    _, a, b = pair
+
+    async def scenario() -> None:
+        await rounds(a, b)
+        assert a.next_look() == a.settings.retry_period  # the leader renews on the period
+        clock.now += 9.0  # b saw the last change 9 s ago: the lease runs out in 1 s
+        assert not await b.try_acquire_or_renew()
+        assert 0.9 < b.next_look() <= 1.1  # not the 2-2.4 s period
+        clock.now += 1.05
+        assert b.next_look() <= 0.05
+        assert await b.try_acquire_or_renew()
+        clock.now += 100
+        assert not await a.try_acquire_or_renew()  # a sees b's Lease for the first time: 10 s ahead
+        assert a.settings.retry_period <= a.next_look() <= 1.2 * a.settings.retry_period
+    run(scenario())
+
+
 def test_the_old_leader_is_fenced_off_before_the_standby_can_take_over(
         clock: Clock, pair: tuple[LeaseStore, LeaseElector, LeaseElector]) -> None:
     """The invariant behind "never two writers": renew deadline (7 s after the last renewal

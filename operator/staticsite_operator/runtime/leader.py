@@ -184,6 +184,7 @@ class LeaseElector:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="lease")
         self._lease: dict[str, Any] | None = None   # our last written copy, while we hold it
         self._observed: tuple[str, float] = ("", 0.0)  # (resourceVersion, when we first saw it)
+        self._expires = 0.0                        # when the holder's lease runs out, on our clock
         self.holder: str | None = None            # as last seen
         self.contact = 0.0                         # monotonic time of the last answer from the API server
         self._task: asyncio.Task[None] | None = None
@@ -218,9 +219,20 @@ class LeaseElector:
                 log_("leader election: %s (attempt %d)", exc, failures)
             except Exception:
                 log.exception("leader election failed unexpectedly; retrying")
-            period = self.settings.retry_period
-            # Standbys poll with jitter (as client-go's JitterUntil) so that they do not race in step.
-            await asyncio.sleep(period if self.leadership.leading else period * random.uniform(1.0, 1.2))  # noqa: S311
+            await asyncio.sleep(self.next_look())
+
+    def next_look(self) -> float:
+        """Seconds until the next round: a retry period for a leader; with jitter for a standby (as
+        client-go's JitterUntil, so that standbys do not race in step), but never past the moment the
+        holder's lease expires on this replica's clock, so that a dead leader costs the lease duration
+        and not up to a retry period more."""
+        period = self.settings.retry_period
+        if self.leadership.leading:
+            return period
+        wait = period * random.uniform(1.0, 1.2)  # noqa: S311
+        if self.holder not in (None, self.settings.identity) and self._expires:
+            wait = min(wait, max(0.0, self._expires - monotonic()) + 0.05)
+        return wait
 
     async def try_acquire_or_renew(self) -> bool:
         """One round; True when this replica holds the Lease afterwards."""
@@ -237,7 +249,8 @@ class LeaseElector:
             self._observed = (rv, now)
         self.holder = spec.get("holderIdentity") or None
         duration = float(spec.get("leaseDurationSeconds") or self.settings.duration)
-        if self.holder not in (None, me) and now < self._observed[1] + duration:
+        self._expires = self._observed[1] + duration
+        if self.holder not in (None, me) and now < self._expires:
             self._lost()
             return False  # held by another, and not expired as far as we can tell
         return await self._write(lease, acquire=self.holder != me)
