@@ -46,6 +46,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(the same garbage collection as the operator's; ~10 min at 1000)")
     p.add_argument("--replicas", type=int, default=1,
                    help="replicas of every site (default: %(default)s; the scale scenario: 0, no pods at all)")
+    p.add_argument("--scale", action="store_true",
+                   help="the 10,000-site scale run: create, idle and restart only (no update, no delete, "
+                        "for the operator and the floor); use with --replicas 0")
     p.add_argument("--no-ingress", action="store_true", help="sites without a domain, so without an Ingress")
     p.add_argument("--profile", action="store_true",
                    help="record the operator's CPU with py-spy: OUT/profiles/*.speedscope.json and summary.md")
@@ -120,11 +123,12 @@ def _run(args: argparse.Namespace, progress: Progress, src: source.Source) -> in
         for n in args.sizes:
             mark = audit_log.mark()
             progress(f"=== N={n}: operator scenarios")
-            ops = scenarios.run(bench, n)
+            ops = scenarios.run(bench, n, scale=args.scale)
             fls = []
             if not args.no_floor:
                 progress(f"=== N={n}: floor")
-                fls = floor.run(bench, n, delete=not (args.no_floor_delete and n == args.sizes[-1]))
+                fls = floor.run(bench, n, delete=not (args.no_floor_delete and n == args.sizes[-1]),
+                                update=not args.scale)
             # The API server writes its audit log a little behind: wait (bounded) until the
             # operator's requests are there, since a_create always makes some.
             for _ in range(20):
@@ -138,7 +142,7 @@ def _run(args: argparse.Namespace, progress: Progress, src: source.Source) -> in
                 progress(f"WARNING: N={n}: the audit log shows no operator request; request counts are missing")
                 results.setdefault("warnings", []).append(f"N={n}: no operator request in the audit log")
             op, fl = {s.name: s.to_json() for s in ops}, {s.name: s.to_json() for s in fls}
-            ratio = {k: (op[k]["seconds"] / fl[k]["seconds"] if k in fl and fl[k]["seconds"] else math.nan)
+            ratio = {k: (op[k]["seconds"] / fl[k]["seconds"] if k in op and k in fl and fl[k]["seconds"] else math.nan)
                      for k in ("a_create", "b_update")}
             results["sizes"][str(n)] = {"operator": op, "floor": fl, "ratio_a": ratio["a_create"],
                                         "ratio_b": ratio["b_update"]}

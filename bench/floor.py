@@ -70,7 +70,7 @@ def _push(bench: Bench, n: int, watcher: Watcher, label: str,
                      applied_s=applied, objects=count)
 
 
-def run(bench: Bench, n: int, delete: bool = True) -> list[Scenario]:
+def run(bench: Bench, n: int, delete: bool = True, update: bool = True) -> list[Scenario]:
     namespace = f"bench-floor-{n}"
     bench.cluster.kubectl("create", "namespace", namespace)
     names = [sites.name(i) for i in range(n)]
@@ -95,7 +95,8 @@ def run(bench: Bench, n: int, delete: bool = True) -> list[Scenario]:
         # the least a client that knows the old state has to send.
         changed = {s: [o for o, old in zip(second[s].objects, first[s].objects, strict=True) if o != old]
                    for s in names}
-        out.append(_push(bench, n, watcher, "b_update", changed, True))
+        if update:
+            out.append(_push(bench, n, watcher, "b_update", changed, True))
         if not delete:
             return out
 

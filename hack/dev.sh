@@ -41,7 +41,8 @@ cleanup() {
 main() {
   "$hack_dir/cluster.sh" up >/dev/null
   local env_lines; env_lines=$("$hack_dir/images.sh" env)
-  local nginx_image fetcher_image
+  local nginx_image fetcher_image operator_image
+  operator_image=$(sed -n 's/^OPERATOR_IMAGE=//p' <<<"$env_lines")
   nginx_image=$(sed -n 's/^NGINX_IMAGE=//p' <<<"$env_lines")
   fetcher_image=$(sed -n 's/^FETCHER_IMAGE=//p' <<<"$env_lines")
   kube apply --server-side --force-conflicts -f "$root/crds/" >/dev/null
@@ -63,7 +64,7 @@ main() {
   log "operator starting; in another shell: eval \"\$(hack/cluster.sh env)\"; kubectl get staticsites -A"
   KUBECONFIG=$KUBECONFIG_PATH STATICSITE_LISTEN_ADDRESS=127.0.0.1 STATICSITE_HEALTH_PORT=8081 \
     STATICSITE_NGINX_IMAGE=$nginx_image STATICSITE_FETCHER_IMAGE=$fetcher_image \
-    "$python" -m staticsite_operator
+    STATICSITE_ROUTES_IMAGE=$operator_image "$python" -m staticsite_operator
 }
 
 main

@@ -167,10 +167,13 @@ def test_site_pinned_to_a_commit_is_fetched_by_its_init_container(fixture: Fixtu
     wait_serving(fx, "pinned", "<h1>pinned one</h1>")
     assert "source" not in serves(fx, "pinned", "/README.md")  # only public/ is served
     [pod] = kit.ready_pods(fx.cluster, fx.namespace, kit.site_selector("pinned"))
-    [init] = pod["spec"]["initContainers"]
-    assert init["image"] == images.fetcher
-    [state] = pod["status"]["initContainerStatuses"]
-    assert state["state"]["terminated"]["exitCode"] == 0
+    inits = {c["name"]: c for c in pod["spec"]["initContainers"]}
+    assert inits["fetch"]["image"] == images.fetcher
+    # The fetched site's _redirects/_headers are read by the operator's own code, in its image.
+    assert inits["routes"]["image"] == images.operator
+    states = {s["name"]: s["state"] for s in pod["status"]["initContainerStatuses"]}
+    assert set(states) == set(inits)
+    assert all(state["terminated"]["exitCode"] == 0 for state in states.values()), states
     log = fx.cluster.kubectl("-n", fx.namespace, "logs", pod["metadata"]["name"], "-c", "fetch").stdout
     assert f"fetched {sha}" in log, log
 
@@ -249,26 +252,28 @@ def test_remote_examples_are_served_from_the_fixture_server(fixture: Fixture) ->
     assert route.status == 200 and "Release notes" in route.body
 
 
-def test_fetch_init_container_meets_restricted_pss(fixture: Fixture) -> None:
-    """The fetch container exits once done; its rendered spec is run again with a probe instead."""
+def test_init_containers_meet_restricted_pss(fixture: Fixture) -> None:
+    """Init containers exit once done; each rendered spec is run again with a probe instead."""
     fx = fixture
     sha = fx.commit("site", {"public/index.html": "<h1>probe</h1>\n"})
     sites.apply(fx.cluster, git_site("probed", fx, ref=sha))
     kit.wait_site_ready(fx.cluster, fx.namespace, "probed", timeout=120)
     template = fx.cluster.kubectl_json("-n", fx.namespace, "get", "deployment", "probed")["spec"]["template"]
-    spec = template["spec"]
-    [init] = spec.pop("initContainers")
-    spec["containers"] = [{**init, "command": ["sh", "-c", kit.PROBE_SCRIPT]}]
-    spec["restartPolicy"] = "Never"
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "fetch-probe", "namespace": fx.namespace},
-           "spec": spec}
-    fx.cluster.kubectl("apply", "-f", "-", input=json.dumps(pod))
+    inits = template["spec"].pop("initContainers")
+    assert {c["name"] for c in inits} >= {"fetch", "routes"}
+    for init in inits:
+        name = f"probe-{init['name']}"
+        spec = {**template["spec"], "containers": [{**init, "command": ["sh", "-c", kit.PROBE_SCRIPT]}],
+                "restartPolicy": "Never"}
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": fx.namespace},
+               "spec": spec}
+        fx.cluster.kubectl("apply", "-f", "-", input=json.dumps(pod))
 
-    def finished() -> bool:
-        phase = fx.cluster.kubectl_json("-n", fx.namespace, "get", "pod", "fetch-probe")["status"].get("phase")
-        return phase in ("Succeeded", "Failed")
+        def finished(name: str = name) -> bool:
+            phase = fx.cluster.kubectl_json("-n", fx.namespace, "get", "pod", name)["status"].get("phase")
+            return phase in ("Succeeded", "Failed")
 
-    wait_for(finished, timeout=60, what="the probe pod to finish")
-    probe = kit.parse_probe(fx.cluster.kubectl("-n", fx.namespace, "logs", "fetch-probe").stdout)
-    kit.assert_restricted(probe, "the fetch init container")
-    assert probe["uid"] == "101"
+        wait_for(finished, timeout=60, what=f"the {name} pod to finish")
+        probe = kit.parse_probe(fx.cluster.kubectl("-n", fx.namespace, "logs", name).stdout)
+        kit.assert_restricted(probe, f"the {init['name']} init container")
+        assert probe["uid"] == "101", probe

@@ -536,3 +536,50 @@ def test_install_upgrade_test_uninstall(cluster: Cluster, namespace: str) -> Non
     assert site["spec"] == SITE["spec"]
     crd = cluster.kubectl_json("get", "crd", "staticsites.staticsite.dev")
     assert not crd["metadata"].get("deletionTimestamp")
+
+
+def test_tenant_roles_aggregate_staticsite_rights_into_the_built_in_roles() -> None:
+    """Off by default; on, `edit`/`admin` holders may write StaticSites and `view` may read them,
+    and nothing else is granted (no Secrets, no children)."""
+    assert not [d for d in render() if d["metadata"]["name"].endswith(("-tenant-edit", "-tenant-view"))]
+    docs = render("--set", "rbac.tenantRoles=true", "--set", "watchNamespaces={team-a}")
+    roles = {d["metadata"]["name"]: d for d in only(docs, "ClusterRole")}
+    edit, view = roles["rel-staticsite-operator-tenant-edit"], roles["rel-staticsite-operator-tenant-view"]
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert "rbac.authorization.k8s.io/aggregate-to-edit" not in view["metadata"]["labels"]
+    for role in (edit, view):
+        assert [(r["apiGroups"], r["resources"]) for r in role["rules"]] == [(["staticsite.dev"], ["staticsites"])]
+    assert set(view["rules"][0]["verbs"]) == {"get", "list", "watch"}
+    assert not only(docs, "ClusterRoleBinding")  # the built-in bindings carry them, nothing new is bound
+
+
+@pytest.mark.cluster
+@pytest.mark.usefixtures("crd")
+def test_tenant_roles_let_an_editor_write_staticsites_in_their_namespace_only(cluster: Cluster,
+                                                                              namespace: str) -> None:
+    """The API server's aggregation controller folds the tenant roles into `edit`: a user bound
+    to `edit` in one namespace may then create StaticSites there, and still nowhere else."""
+    release = f"tr-{uuid.uuid4().hex[:6]}"
+    docs = render("--set", "rbac.tenantRoles=true", release=release)
+    roles = [d for d in only(docs, "ClusterRole") if d["metadata"]["name"].endswith(("-tenant-edit", "-tenant-view"))]
+    user = f"tenant-{release}"
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+               "metadata": {"name": user, "namespace": namespace},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]}
+
+    def can(verb: str, ns: str, who: str = user) -> bool:
+        out = cluster.kubectl("auth", "can-i", verb, "staticsites.staticsite.dev", "-n", ns, "--as", who, check=False)
+        return out.stdout.strip() == "yes"
+
+    cluster.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [binding]}))
+    assert not can("create", namespace)  # edit alone knows nothing of StaticSites
+    try:
+        cluster.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": roles}))
+        wait_for(lambda: can("create", namespace), timeout=30, what="edit to aggregate the tenant role")
+        assert can("delete", namespace) and can("patch", namespace)
+        assert not can("create", "default") and not can("list", "kube-system")
+    finally:
+        cluster.kubectl("delete", "clusterrole", *[r["metadata"]["name"] for r in roles], "--ignore-not-found")
