@@ -69,8 +69,8 @@ fmt: venv ## Fix what ruff can fix
 
 ##@ Test
 .PHONY: test test-unit test-integration test-e2e
-test: venv tools nginx chromium lint ## Everything CI runs: lint, unit (a real browser too), integration, e2e on the real node, the bench harness at N=2
-	@hack/test.sh $(PY) -m pytest tests bench/test_smoke.py $(PYTEST_ARGS)
+test: venv tools nginx chromium lint ## Everything CI runs: lint, unit (a real browser too), integration, e2e on the real node, the bench and chaos harnesses, small
+	@hack/test.sh $(PY) -m pytest tests bench/test_smoke.py bench/test_chaos_smoke.py $(PYTEST_ARGS)
 
 test-unit: venv nginx chromium ## Tests that need no cluster
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
@@ -93,6 +93,11 @@ bench-serve: venv nginx ## Serving speed of the rendered nginx.conf against hand
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null \
 	  || { echo "could not install wrk: run 'sudo apt-get install wrk' and re-run"; exit 1; }; }
 	$(PY) -m bench.serve $(BENCH_SERVE_ARGS)
+
+##@ Reliability
+.PHONY: chaos
+chaos: venv tools ## Faults (kills, API and etcd restarts, stalls, 429/5xx, failovers) while 300 sites converge; ~1 h
+	$(PY) -m bench.chaos $(CHAOS_ARGS)
 
 ##@ Image
 .PHONY: image image-pool

@@ -8,6 +8,7 @@ from its Prometheus endpoint on 127.0.0.1.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -41,13 +42,14 @@ def _get(url: str, timeout: float = 2) -> str | None:
 
 class OperatorProcess:
     def __init__(self, kubeconfig: Path, log_path: Path, python_path: Path, workers: int | None = None,
-                 profile: Path | None = None) -> None:
+                 profile: Path | None = None, extra_env: dict[str, str] | None = None) -> None:
         self.kubeconfig = kubeconfig
         self.profile = profile
         self.profiler: Profiler | None = None
         self.python_path = python_path
         self.log_path = log_path
         self.workers = workers
+        self.extra_env = extra_env or {}  # e.g. leader election settings (bench/chaos)
         self.proc: subprocess.Popen[bytes] | None = None
         self.metrics_port = 0
         self.health_port = 0
@@ -67,6 +69,7 @@ class OperatorProcess:
         env.pop("STATICSITE_NAMESPACES", None)  # all namespaces, the chart's default
         if self.workers:
             env["STATICSITE_WORKERS"] = str(self.workers)
+        env.update(self.extra_env)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "staticsite_operator"], env=env,
@@ -81,6 +84,27 @@ class OperatorProcess:
 
     def healthy(self) -> bool:
         return _get(f"http://127.0.0.1:{self.health_port}/healthz") is not None
+
+    def readiness(self) -> dict[str, object] | None:
+        """GET /readyz's JSON ({"synced", "role", "identity"}), whatever its status; None when it does not answer."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/readyz", timeout=2) as resp:
+                body: bytes = resp.read()
+        except urllib.error.HTTPError as exc:
+            body = exc.read()
+        except (urllib.error.URLError, OSError):
+            return None
+        try:
+            found: dict[str, object] = json.loads(body)
+        except ValueError:
+            return None
+        return found
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no release of anything (what a node failure or the OOM killer does)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
 
     def wait_healthy(self, timeout: float = 60) -> float:
         """Seconds from spawn until /healthz answers."""

@@ -22,8 +22,8 @@ APP = "staticsite_operator.app"
 def kopf_args(config: Config, extra: list[str] | None = None) -> list[str]:
     """The `kopf run` command line for `config`."""
     scope = [f"--namespace={ns}" for ns in config.namespaces] or ["--all-namespaces"]
-    health = [f"--liveness=http://{config.listen_address}:{config.health_port}/healthz"] if config.health_port else []
-    return ["run", "--standalone", "-m", APP, *health, f"--log-format={config.log_format}", *scope, *(extra or [])]
+    # No --liveness: the operator serves /healthz and /readyz itself (runtime.health).
+    return ["run", "--standalone", "-m", APP, f"--log-format={config.log_format}", *scope, *(extra or [])]
 
 
 def prepare(env: MutableMapping[str, str]) -> None:

@@ -1,6 +1,6 @@
 """The operator, wired together: the module that `kopf run -m staticsite_operator.app` loads.
 
-kopf hosts the process (credentials, liveness, signals, start-up and clean-up) and
+kopf hosts the process (credentials, signals, start-up and clean-up) and
 provides the informers: runtime.reflector runs kopf's watch streams for the sites and
 their children straight into the cache (runtime.cache). Every event queues the sites it
 concerns (runtime.controller); once every kind has been listed, the queue runs the
@@ -30,10 +30,11 @@ from .config import Config
 from .core import kinds, render
 from .core.poolreconcile import PoolReconciler
 from .core.reconcile import Outcome, Reconciler
-from .runtime import metrics
+from .runtime import leader, metrics
 from .runtime import settings as runtime_settings
 from .runtime.cache import Cache, Key
 from .runtime.controller import Controller
+from .runtime.health import Health
 from .runtime.poolindex import POOL_SCOPE
 from .runtime.reflector import Informers
 
@@ -58,9 +59,17 @@ def watched(kube: Kube) -> list[kinds.Kind]:
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config = Config.from_env(os.environ)
     policy = config.policy()
-    runtime_settings.configure(settings, watch_timeout=config.watch_timeout, kopf_log_level=config.kopf_log_level)
+    runtime_settings.configure(settings, watch_timeout=config.watch_timeout, kopf_log_level=config.kopf_log_level,
+                               inactivity_timeout=config.watch_inactivity_timeout)
     cache = Cache()
-    kube = Kube.from_environment(pool_size=config.workers, on_write=metrics.count_write)
+    # Every replica lists and watches (a standby's cache is warm at a takeover); only the
+    # leader reconciles (the controller's gate) and only the leader's writes are sent
+    # (the API client's fence). runtime.leader says how.
+    identity = leader.new_identity()
+    election = leader.Election.create(config.lease(identity) if config.leader_election else None, identity,
+                                      config.drain_timeout)
+    kube = Kube.from_environment(pool_size=config.workers, on_write=metrics.count_write,
+                                 identity=identity, fence=election.fence)
     guard = Guard(policy)
 
     def resolve_ref(url: str, ref: str, token: str | None) -> str:
@@ -79,7 +88,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             return Outcome(None, None)
         return reconciler.reconcile(namespace, name)
 
-    controller = Controller(reconcile, config.workers)
+    controller = Controller(reconcile, config.workers, gate=election.gate)
 
     def queue(keys: set[Key]) -> None:
         for key in keys:
@@ -89,15 +98,20 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
                           observe=lambda kind, event, body: queue(cache.observe(kind, event, body)),
                           sweep=lambda kind, namespace, listed, version: queue(
                               cache.sweep(kind, namespace, listed, version)))
-    memo.cache, memo.controller, memo.informers = cache, controller, informers
+    memo.cache, memo.controller, memo.informers, memo.election = cache, controller, informers, election
     informers.start()
 
     async def start_when_synced() -> None:
         await informers.synced()
         log.info("every kind is listed (%s); reconciling", ", ".join(f"{n} {k}" for k, n in cache.size().items()))
         controller.start()
+        # Campaign only with a full cache: a replica that wins the Lease reconciles at once,
+        # and a cold replica never takes over from a warm standby.
+        election.start()
 
     memo.starter = asyncio.create_task(start_when_synced(), name="start when synced")
+    if config.health_port > 0:
+        memo.health = await Health(election, informers).serve(config.listen_address, config.health_port)
     if config.metrics_port > 0:
         prometheus_client.start_http_server(config.metrics_port, addr=config.listen_address)
     log.info("staticsite-operator started: %d workers, metrics on :%s", config.workers,
@@ -107,8 +121,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if (starter := getattr(memo, "starter", None)) is not None:
-        starter.cancel()
+        starter.cancel()  # first: a replica still listing must not start campaigning now
+    if (election := getattr(memo, "election", None)) is not None:
+        await election.step_down()  # in-flight reconciles finish, then writes stop and the Lease goes
     if (informers := getattr(memo, "informers", None)) is not None:
         await informers.stop()
     if (controller := getattr(memo, "controller", None)) is not None:
         await controller.stop()
+    if (health := getattr(memo, "health", None)) is not None:
+        await health.cleanup()

@@ -13,11 +13,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from .api import models
 from .api import pool as pool_api
 from .core.policy import Policy, PolicyError
+from .runtime.leader import LeaseSettings
+
+SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
 def _names(value: Any) -> Any:
@@ -45,7 +48,8 @@ class Config(BaseModel):
         "0.0.0.0", alias="STATICSITE_LISTEN_ADDRESS",  # noqa: S104 - a pod's endpoints must be reachable
         description="Address of the health and metrics endpoints.")
     health_port: int = Field(8080, ge=0, le=65535, alias="STATICSITE_HEALTH_PORT",
-                             description="Port of the liveness endpoint (GET /healthz); 0 turns it off.")
+                             description="Port of the liveness (GET /healthz) and readiness (GET /readyz) "
+                                         "endpoints; 0 turns them off.")
     metrics_port: int = Field(9090, ge=0, le=65535, alias="STATICSITE_METRICS_PORT",
                               description="Port of the Prometheus endpoint (GET /metrics); 0 turns it off.")
     workers: int = Field(8, ge=1, le=256, alias="STATICSITE_WORKERS",
@@ -53,6 +57,33 @@ class Config(BaseModel):
     watch_timeout: int = Field(600, ge=10, alias="STATICSITE_WATCH_TIMEOUT",
                                description="Seconds after which a watch is re-opened even if the server keeps "
                                            "it open: a guard against silent stalls.")
+    watch_inactivity_timeout: float = Field(
+        70, ge=5, alias="STATICSITE_WATCH_INACTIVITY_TIMEOUT",
+        description="Seconds without any event on a watch (the API server sends a bookmark about every 60 s) "
+                    "after which it is considered stalled and re-opened from its last resourceVersion.")
+    leader_election: bool = Field(
+        False, alias="STATICSITE_LEADER_ELECTION",
+        description="Elect one writer among replicas with a coordination.k8s.io Lease; the others keep their "
+                    "caches warm and stand by. The chart turns it on.")
+    leader_election_namespace: str = Field(
+        "", alias="STATICSITE_LEADER_ELECTION_NAMESPACE",
+        description="Namespace of the Lease; empty: the pod's own namespace (in a cluster).")
+    leader_election_lease: str = Field(
+        "staticsite-operator", alias="STATICSITE_LEADER_ELECTION_LEASE", description="Name of the Lease.")
+    lease_duration: int = Field(
+        10, ge=2, le=300, alias="STATICSITE_LEASE_DURATION",
+        description="Seconds a standby waits after the last renewal it saw before it takes the Lease over.")
+    lease_renew_deadline: float = Field(
+        7, gt=0, alias="STATICSITE_LEASE_RENEW_DEADLINE",
+        description="Seconds after its last successful renewal at which a leader stops writing (the fence); "
+                    "less than the lease duration, so an old leader is silent before a new one can start.")
+    lease_retry_period: float = Field(
+        2, gt=0, alias="STATICSITE_LEASE_RETRY_PERIOD",
+        description="Seconds between two renewals (leader) or two looks at the Lease (standby).")
+    drain_timeout: float = Field(
+        20, ge=0, alias="STATICSITE_DRAIN_TIMEOUT",
+        description="On shutdown, seconds to let in-flight reconciles finish before writes are fenced off and "
+                    "the Lease released; keep it below the pod's termination grace period.")
     kopf_log_level: Annotated[str, Field(pattern="^(DEBUG|INFO|WARNING|ERROR)$")] = Field(
         "WARNING", alias="STATICSITE_KOPF_LOG_LEVEL",
         description="Level of kopf's per-object log lines (every handler run at INFO).")
@@ -83,6 +114,28 @@ class Config(BaseModel):
         description="Directory holding the platform's policy, one file per key (the chart mounts its policy "
                     "ConfigMap there; docs/security.md lists the keys). Empty: the built-in defaults.")
 
+    @model_validator(mode="after")
+    def _lease_timings(self) -> Config:
+        # A leader must fall silent (renew deadline) before a standby may take over (lease
+        # duration), and have room for more than one renewal attempt before that.
+        if self.leader_election and not (
+                self.lease_duration > self.lease_renew_deadline >= 1.5 * self.lease_retry_period):
+            raise ValueError("STATICSITE_LEASE_DURATION > STATICSITE_LEASE_RENEW_DEADLINE >= "
+                             "1.5 x STATICSITE_LEASE_RETRY_PERIOD is required")
+        return self
+
+    def lease(self, identity: str, sa_namespace_file: str = SA_NAMESPACE_FILE) -> LeaseSettings:
+        """Where the Lease is and how it is timed; the namespace defaults to the pod's own."""
+        namespace = self.leader_election_namespace
+        if not namespace:
+            try:
+                namespace = Path(sa_namespace_file).read_text().strip()
+            except OSError:
+                raise ConfigError("STATICSITE_LEADER_ELECTION_NAMESPACE: not set, and not running in a pod "
+                                  f"({sa_namespace_file} is missing)") from None
+        return LeaseSettings(namespace, self.leader_election_lease, identity, self.lease_duration,
+                             self.lease_renew_deadline, self.lease_retry_period)
+
     def policy(self) -> Policy:
         """The platform's policy: the files in policy_dir, else the defaults."""
         data: dict[str, str] = {}
@@ -103,7 +156,8 @@ class Config(BaseModel):
         try:
             return cls.model_validate({k: v for k, v in env.items() if k.startswith("STATICSITE_")})
         except ValidationError as exc:
-            raise ConfigError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+            raise ConfigError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"]
+                                        for e in exc.errors())) from None
 
     @classmethod
     def variables(cls) -> dict[str, str]:

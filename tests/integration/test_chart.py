@@ -39,7 +39,8 @@ CHART_CRD = CHART / "crds" / CRD_FILE.name
 INSTANCE = "app.kubernetes.io/instance"
 # Everything the chart can create in the release namespace, plus what Kubernetes derives
 # from it (ReplicaSets, Pods, EndpointSlices) and helm's own release records (Secrets).
-NAMESPACED_KINDS = "deployments,replicasets,pods,services,endpointslices,serviceaccounts,configmaps,secrets"
+NAMESPACED_KINDS = ("deployments,replicasets,pods,services,endpointslices,serviceaccounts,configmaps,secrets,"
+                    "poddisruptionbudgets")
 RBAC_KINDS = "roles,rolebindings"
 CLUSTER_KINDS = "clusterroles,clusterrolebindings,validatingadmissionpolicies,validatingadmissionpolicybindings"
 SITE = {
@@ -200,8 +201,9 @@ def test_servicemonitor_needs_metrics() -> None:
 def test_cluster_wide_mode_renders_cluster_rbac() -> None:
     docs = render()
     kinds = sorted(d["kind"] for d in docs)
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "Pod", "Service",
-                     "ServiceAccount", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "Pod", "PodDisruptionBudget",
+                     "Role", "RoleBinding", "Service", "ServiceAccount", "ValidatingAdmissionPolicy",
+                     "ValidatingAdmissionPolicyBinding"]
     (binding,) = only(docs, "ClusterRoleBinding")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "rel-staticsite-operator", "namespace": "ops"}]
     assert binding["roleRef"]["name"] == only(docs, "ClusterRole")[0]["metadata"]["name"]
@@ -269,7 +271,7 @@ def test_namespaced_mode_renders_a_role_per_namespace_and_nothing_cluster_wide()
     docs = render("--set", "watchNamespaces={team-a,team-b}")
     assert not only(docs, "ClusterRole")
     assert not only(docs, "ClusterRoleBinding")
-    roles, bindings = only(docs, "Role"), only(docs, "RoleBinding")
+    roles, bindings = served(only(docs, "Role")), served(only(docs, "RoleBinding"))
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     cluster_rules = only(render(), "ClusterRole")[0]["rules"]
@@ -280,6 +282,32 @@ def test_namespaced_mode_renders_a_role_per_namespace_and_nothing_cluster_wide()
     container = only(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["STATICSITE_NAMESPACES"] == "team-a,team-b"
+
+
+def served(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Roles (or bindings) of the served namespaces, not the leader election's own."""
+    return [d for d in docs if not d["metadata"]["name"].endswith("-leader-election")]
+
+
+def test_leader_election_may_touch_only_its_lease_in_the_release_namespace() -> None:
+    for values in ([], ["--set", "watchNamespaces={team-a}"]):
+        docs = render(*values)
+        (role,) = [r for r in only(docs, "Role") if r not in served(only(docs, "Role"))]
+        (binding,) = [b for b in only(docs, "RoleBinding") if b not in served(only(docs, "RoleBinding"))]
+        assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "ops"
+        lease = {e["name"]: e.get("value") for e in
+                 only(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert lease["STATICSITE_LEADER_ELECTION"] == "true"
+        assert lease["STATICSITE_LEADER_ELECTION_NAMESPACE"] == "ops"
+        # create cannot be limited to a name; every other verb is, to the one Lease.
+        assert role["rules"] == [
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+             "resourceNames": [lease["STATICSITE_LEADER_ELECTION_LEASE"]], "verbs": ["get", "update"]},
+        ]
+        assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    off = render("--set", "leaderElection.enabled=false")
+    assert not only(off, "Role")
 
 
 def secret_rules(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -296,11 +324,23 @@ def test_secrets_only_with_git_credentials_and_never_listed() -> None:
         assert all(rule["verbs"] == ["get"] for rule in rules)  # by name: no list, no watch
 
 
-def test_deployment_is_one_hardened_replica() -> None:
+def test_deployment_rolls_hardened_replicas_behind_a_lease() -> None:
     (deployment,) = only(render(), "Deployment")
     spec = deployment["spec"]
     assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    # A new pod is Ready (caches synced, standing by) before an old one stops and hands over.
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    (pdb,) = only(render(), "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    (two,) = only(render("--set", "replicaCount=2"), "Deployment")
+    assert two["spec"]["replicas"] == 2
+    # Without leader election, two pods must never overlap: Recreate, and no second replica.
+    (alone,) = only(render("--set", "leaderElection.enabled=false"), "Deployment")
+    assert alone["spec"]["strategy"] == {"type": "Recreate"}
+    refused = helm("template", "rel", str(CHART), "--set", "leaderElection.enabled=false", "--set", "replicaCount=2",
+                   check=False)
+    assert refused.returncode != 0 and "replicaCount > 1 needs leaderElection.enabled" in refused.stderr
     pod = spec["template"]["spec"]
     assert_restricted(pod)
     assert pod["serviceAccountName"] == "rel-staticsite-operator"
@@ -308,6 +348,10 @@ def test_deployment_is_one_hardened_replica() -> None:
     assert container["image"] == "staticsite-operator:0.1.0"  # tag defaults to appVersion
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"health": 8080, "metrics": 9090}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    # In-flight reconciles finish within the grace period, with 10 s to spare.
+    assert env["STATICSITE_DRAIN_TIMEOUT"] == str(pod["terminationGracePeriodSeconds"] - 10)
     # The selector is a subset of the pod's labels, and carries no version.
     assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
     assert "app.kubernetes.io/version" not in spec["selector"]["matchLabels"]
@@ -405,7 +449,7 @@ def test_rendered_chart_passes_server_side_dry_run(cluster: Cluster, restricted_
     assert result.returncode == 0, result.stderr
     assert "Warning" not in result.stderr, result.stderr  # e.g. "would violate PodSecurity"
     applied = result.stdout.splitlines()
-    expected = {"serviceaccount/", "service/", "deployment.apps/", "pod/", "configmap/",
+    expected = {"serviceaccount/", "service/", "deployment.apps/", "pod/", "configmap/", "poddisruptionbudget.policy/",
                 "validatingadmissionpolicy.admissionregistration",
                 "validatingadmissionpolicybinding.admissionregistration"}
     expected |= {"role.rbac", "rolebinding.rbac"} if mode == "namespaced" else {"clusterrole.rbac",
@@ -449,7 +493,7 @@ def test_install_upgrade_test_uninstall(cluster: Cluster, namespace: str) -> Non
 
         cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(SITE))
 
-        # Upgrade: a changed value reaches the pod, which Recreate replaces.
+        # Upgrade: a changed value reaches the pod, which a rolling update replaces.
         helm("upgrade", release, str(CHART), "-n", namespace, "--reuse-values", "--set", "logFormat=json",
              "--wait", "--timeout", "90s", cluster=cluster)
         status = json.loads(helm("status", release, "-n", namespace, "-o", "json", cluster=cluster).stdout)

@@ -179,3 +179,8 @@ only reads them and writes their status; the platform creates them.
 {{- end }}
 {{- uniq $namespaces | toJson }}
 {{- end }}
+
+{{/* The Lease the replicas elect their leader on (in the release namespace). */}}
+{{- define "staticsite-operator.leaseName" -}}
+{{- include "staticsite-operator.fullname" . }}
+{{- end }}

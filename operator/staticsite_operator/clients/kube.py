@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import kubernetes
+import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from .. import __version__
@@ -58,13 +59,19 @@ class Kube:
     """A thin, typed wrapper over ApiClient.call_api for the handful of calls we make."""
 
     def __init__(self, api_client: kubernetes.client.ApiClient,
-                 on_write: Callable[[str, str], None] | None = None) -> None:
+                 on_write: Callable[[str, str], None] | None = None, *,
+                 identity: str = "", fence: Callable[[], float] | None = None) -> None:
         self.api = api_client
-        self.api.user_agent = USER_AGENT
+        # The identity (a replica's) tells writers apart in the API server's audit log.
+        self.api.user_agent = f"{USER_AGENT} ({identity})" if identity else USER_AGENT
         self.writes = WriteCounter(on_write)
+        # Called before every write: raises when this replica may not write, else the seconds it may
+        # still write for (runtime.leader). None: always allowed.
+        self.fence = fence
 
     @classmethod
-    def from_environment(cls, pool_size: int = 16, on_write: Callable[[str, str], None] | None = None) -> Kube:
+    def from_environment(cls, pool_size: int = 16, on_write: Callable[[str, str], None] | None = None, *,
+                         identity: str = "", fence: Callable[[], float] | None = None) -> Kube:
         """In-cluster config when running in a pod, else $KUBECONFIG / ~/.kube/config."""
         config = kubernetes.client.Configuration()
         try:
@@ -75,10 +82,19 @@ class Kube:
                                                client_configuration=config)
         # One pooled connection per worker thread: no reconnects under load.
         config.connection_pool_maxsize = pool_size
-        return cls(kubernetes.client.ApiClient(config), on_write)
+        return cls(kubernetes.client.ApiClient(config), on_write, identity=identity, fence=fence)
+
+    def request(self, method: str, path: str, *, body: Any = None, query: list[tuple[str, str]] | None = None,
+                content_type: str = "application/json", timeout: float = 30) -> dict[str, Any] | None:
+        """Any other call (runtime.leader's Lease), unfenced and uncounted."""
+        return self._call(method, path, body=body, query=query, content_type=content_type, timeout=timeout,
+                          fenced=False)
 
     def _call(self, method: str, path: str, *, body: Any = None, query: list[tuple[str, str]] | None = None,
-              content_type: str = "application/json") -> dict[str, Any] | None:
+              content_type: str = "application/json", timeout: float = 30,
+              fenced: bool = True) -> dict[str, Any] | None:
+        if fenced and self.fence is not None and method != "GET":
+            timeout = min(timeout, self.fence())  # and a write never outwaits the lease it was sent under
         # The client JSON-encodes the body for both JSON and structured-YAML (apply) content
         # types; only json-patch+json would be rewritten, and we never send that.
         _, url, headers, _, _ = self.api.param_serialize(
@@ -87,10 +103,12 @@ class Kube:
             auth_settings=["BearerToken"],
         )
         try:
-            resp = self.api.call_api(method, url, header_params=headers, body=body, _request_timeout=30)
+            resp = self.api.call_api(method, url, header_params=headers, body=body, _request_timeout=timeout)
+            data = resp.read()
         except ApiException as exc:  # connection-level failures
             raise ApiError(exc.status or 0, exc.reason or "ConnectionError", str(exc)) from None
-        data = resp.read()
+        except urllib3.exceptions.HTTPError as exc:  # a timeout or reset while reading the body: transient too
+            raise ApiError(0, type(exc).__name__, str(exc)) from None
         if not 200 <= resp.status < 300:
             try:
                 detail = json.loads(data or b"{}")

@@ -10,7 +10,10 @@ the core's reconcile lives here:
 - `workqueue`: a coalescing, per-key serial queue with exponential backoff, as client-go's;
 - `settings`: kopf's settings for a quiet operator (server-side label selectors, no
   diff-base annotations, no peering writes);
-- `metrics`: the Prometheus series.
+- `metrics`: the Prometheus series;
+- `leader`: leader election on a Lease, the gate that holds a standby's reconciles, and
+  the fence that stops a former leader's writes;
+- `health`: the liveness and readiness endpoints, read from the reflectors and the election.
 
 controller-runtime keeps the same pieces in `pkg/cache`, `pkg/internal/controller` and
 `pkg/reconcile`; kube-rs in `kube-runtime/src/{reflector,scheduler,controller}`.

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import time
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 from ..core.ports import ApiError
 from ..core.reconcile import Outcome
@@ -23,8 +25,11 @@ Key = tuple[str, str]  # namespace, name
 
 
 class Controller:
-    def __init__(self, reconcile: Callable[[str, str], Outcome], workers: int) -> None:
+    def __init__(self, reconcile: Callable[[str, str], Outcome], workers: int,
+                 gate: Callable[[], AbstractAsyncContextManager[None]] | None = None) -> None:
         self._reconcile = reconcile
+        # Entered around each reconcile: waits while this replica stands by (runtime.leader).
+        self._gate = gate or contextlib.nullcontext
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="reconcile")
         self._gauge = metrics.SitesGauge()
         self.queue: WorkQueue[Key] = WorkQueue(self._run, workers=workers, on_depth=metrics.QUEUE_DEPTH.set,
@@ -41,6 +46,10 @@ class Controller:
         self.queue.add(key)
 
     async def _run(self, key: Key) -> None:
+        async with self._gate():
+            await self._reconciled(key)
+
+    async def _reconciled(self, key: Key) -> None:
         started = time.monotonic()
         try:
             outcome = await asyncio.get_running_loop().run_in_executor(self._pool, self._reconcile, *key)

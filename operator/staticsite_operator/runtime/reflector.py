@@ -141,6 +141,11 @@ class Informers:
     def is_synced(self) -> bool:
         return all(r.listed.is_set() for r in self.reflectors)
 
+    def dead(self) -> list[str]:
+        """The reflectors whose task has ended: none should (run() retries forever), so one that did is a bug
+        that would leave its kind's cache frozen (kopf #1276); liveness reports it."""
+        return sorted(repr(r) for r, t in zip(self.reflectors, self._tasks, strict=True) if t.done())
+
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()

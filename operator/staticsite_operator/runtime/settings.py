@@ -9,7 +9,7 @@ from ..core import kinds
 from ..core import labels as lbl
 
 
-def configure(settings: Any, *, watch_timeout: int, kopf_log_level: str) -> None:
+def configure(settings: Any, *, watch_timeout: int, kopf_log_level: str, inactivity_timeout: float = 70.0) -> None:
     """Tune a kopf.OperatorSettings."""
     # kopf's peering writes a heartbeat object every minute and freezes replicas of equal
     # priority; it buys nothing for one replica.
@@ -30,11 +30,26 @@ def configure(settings: Any, *, watch_timeout: int, kopf_log_level: str) -> None
     # List in pages: after a start, each kind's listing would otherwise be one response,
     # read and parsed whole, its size growing with the number of sites.
     settings.watching.chunk_size = 200
+    # A watch that delivers nothing, not even the bookmark the API server sends about every
+    # 60 s, is dead (a connection a load balancer forgot: kopf #585, #957): kopf re-opens it
+    # from its last resourceVersion, missing nothing. This, not the timeouts below, is what
+    # bounds a silent stall; bench/chaos measures it (docs/reliability.md).
+    settings.watching.inactivity_timeout = inactivity_timeout
     # Reconnect watches even if the server keeps them open: a cheap guard against silent
     # stalls behind load balancers (kopf #585, #957).
     settings.watching.server_timeout = watch_timeout
     settings.watching.client_timeout = watch_timeout + 60
+    # A connection that cannot even be opened is retried soon, not after the request timeout.
+    settings.watching.connect_timeout = 10
+    settings.networking.connect_timeout = 10
     settings.networking.request_timeout = 60
+    # kopf retries a request that fails with a 5xx, a 429 or a lost connection after these
+    # pauses, then gives up; a watch that gives up ends the whole operator. Its default
+    # (1..21 s, about 54 s in all) is shorter than an API server restart on a busy node
+    # (bench/chaos measured 67 s): the process exited, lost its caches, and a Deployment
+    # would count it as a crash. Retrying in place for about 10 minutes, at most 30 s apart,
+    # costs nothing while the API server is away and keeps the caches warm.
+    settings.networking.error_backoffs = (1, 1, 2, 3, 5, 8, 13, 21) + (30,) * 18
     # kopf logs "Handler ... succeeded" for every watch event: thousands of lines an hour
     # that say nothing. Our own log lines say what was applied and why.
     logging.getLogger("kopf.objects").setLevel(kopf_log_level)
