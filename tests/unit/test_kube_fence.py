@@ -28,12 +28,13 @@ CONFIGMAP = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "site
 
 class Recorder(http.server.BaseHTTPRequestHandler):
     seen: ClassVar[list[str]] = []
+    reply: ClassVar[dict[str, Any]] = {"kind": "Whatever", "metadata": {"name": "x"}}
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(length)
         Recorder.seen.append(f"{self.command} {self.path.split('?')[0]}")
-        body = json.dumps({"kind": "Whatever", "metadata": {"name": "x"}}).encode()
+        body = json.dumps(Recorder.reply).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -49,6 +50,7 @@ class Recorder(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[str]:
     Recorder.seen = []
+    Recorder.reply = {"kind": "Whatever", "metadata": {"name": "x"}}
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -109,3 +111,14 @@ def test_an_open_fence_lets_every_write_through_with_a_timeout_inside_it(server:
     with pytest.raises(NotLeader):
         WRITES["apply"](kube)
     assert len(Recorder.seen) == len(WRITES)
+
+
+def test_a_standby_may_ask_what_it_may_watch(server: str) -> None:
+    """Found on the real node: the pool kind's access review is a POST, and fenced it made
+    every replica crash at start, before any election. A review stores nothing."""
+    from staticsite_operator.core import kinds
+
+    Recorder.reply = {"resources": [{"name": kinds.STATICSITEPOOL.plural}], "status": {"allowed": True}}
+    kube = client(server, Fence().check)  # closed
+    assert kube.served(kinds.STATICSITEPOOL)
+    assert Recorder.seen[-1] == "POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
