@@ -134,7 +134,7 @@ def _run(args: argparse.Namespace, progress: Progress, src: source.Source) -> in
             for _ in range(20):
                 time.sleep(0.5)
                 requests = audit_log.read(mark, keep=(OPERATOR_USER.encode(), FLOOR_AGENT.encode()))
-                if any(r.user == OPERATOR_USER and r.verb not in ("get", "list", "watch") for r in requests):
+                if any(r.user == OPERATOR_USER and r.is_write for r in requests):
                     break
             attach_requests(ops, requests, user=OPERATOR_USER, sites=n)
             attach_requests(fls, requests, agent_prefix=FLOOR_AGENT, sites=n)

@@ -17,6 +17,10 @@ from pathlib import Path
 from typing import Any
 
 READS = frozenset({"get", "list", "watch"})
+# Reviews are `create`s that the API server answers without storing anything (the
+# operator asks, at start, whether it may list a cluster-scoped kind): not writes.
+STORES_NOTHING = frozenset({"selfsubjectaccessreviews", "selfsubjectrulesreviews", "subjectaccessreviews",
+                            "localsubjectaccessreviews", "tokenreviews", "selfsubjectreviews"})
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,11 @@ class Request:
     group: str = ""      # API group of the object ("" for the core group)
     namespace: str = ""
 
+    @property
+    def is_write(self) -> bool:
+        """Whether the request changed what the API server stores."""
+        return self.verb not in READS and self.resource not in STORES_NOTHING
+
 
 @dataclass
 class Counts:
@@ -40,7 +49,7 @@ class Counts:
 
     def add(self, req: Request) -> None:
         self.requests += 1
-        self.writes += req.verb not in READS
+        self.writes += req.is_write
         key = f"{req.verb} {req.resource}"
         self.by_verb[key] = self.by_verb.get(key, 0) + 1
 

@@ -169,7 +169,7 @@ def attach_requests(scenarios: list[Scenario], requests: list[audit.Request], *,
     for sc in scenarios:
         counts = audit.tally(requests, sc.start_wall, sc.end_wall, user=user, agent_prefix=agent_prefix)
         sc.requests = counts.as_dict() | {"writes_per_site": round(counts.writes / max(1, sites), 2)}
-        writes = [r for r in requests if sc.start_wall <= r.at < sc.end_wall and r.verb not in audit.READS
+        writes = [r for r in requests if sc.start_wall <= r.at < sc.end_wall and r.is_write
                   and (user is None or r.user == user)
                   and (agent_prefix is None or r.user_agent.startswith(agent_prefix))]
         # When the writer was done: the children are its own throughput (the rest of

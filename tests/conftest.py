@@ -154,9 +154,11 @@ class AuditLog:
         self._mark = self.log.mark()
 
     def writes(self, user_agent_prefixes: tuple[str, ...] = ("staticsite-operator", "kopf"),
-               user: str | None = None) -> list[audit_log.Request]:
+               user: str | None = None, reviews: bool = False) -> list[audit_log.Request]:
+        """`reviews`: also the access reviews, which store nothing but are asked as creates."""
         return [r for r in self.log.read(self._mark, keep=(b"",))
-                if r.verb not in audit_log.READS and r.user_agent.startswith(user_agent_prefixes)
+                if (r.is_write or (reviews and r.verb not in audit_log.READS))
+                and r.user_agent.startswith(user_agent_prefixes)
                 and (user is None or r.user == user)]
 
 

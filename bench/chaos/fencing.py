@@ -22,7 +22,7 @@ from typing import Any
 
 from staticsite_operator.runtime.leader import RELEASE_MANAGER
 
-from ..audit import READS, Request
+from ..audit import Request
 
 IDENTITY = re.compile(r"^staticsite-operator/\S+ \(([^)]+)\)$")
 
@@ -51,7 +51,7 @@ def check(requests: list[Request], user: str, lease_name: str, lease_duration: f
     holder: str | None = None
     renewed = 0.0
     for req in sorted((r for r in requests if r.user == user), key=lambda r: r.at):
-        if req.verb in READS:
+        if not req.is_write:
             continue
         who = identity(req.user_agent)
         if req.resource == "leases":

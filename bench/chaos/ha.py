@@ -30,7 +30,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..audit import READS
 from ..cluster import OPERATOR_USER
 from ..measure import settle
 from ..operator_process import OperatorProcess
@@ -183,7 +182,7 @@ def run(h: Harness, work: Workload, *, kills: int, handovers: int, seed: int, pa
     out.fencing = check(requests, OPERATOR_USER, LEASE, LEASE_DURATION)
     quiet_from = wall_end - QUIET_S
     out.findings.writes_after = [f"{r.verb} {r.uri.split('?')[0]}" for r in requests
-                                 if r.verb not in READS and r.resource != "leases" and r.at >= quiet_from]
+                                 if r.is_write and r.resource != "leases" and r.at >= quiet_from]
     return out
 
 

@@ -59,8 +59,13 @@ def ready_at(site: dict[str, Any]) -> bool:
 def _children(client: Client, namespace: str) -> list[dict[str, Any]]:
     out = []
     for kind in kinds.CHILD_KINDS:
-        page = client.request("GET", collection(kind.api_version, kind.plural, namespace),
-                              query=[("labelSelector", lbl.WATCH_SELECTOR)], timeout=120)
+        try:
+            page = client.request("GET", collection(kind.api_version, kind.plural, namespace),
+                                  query=[("labelSelector", lbl.WATCH_SELECTOR)], timeout=120)
+        except ApiError as exc:
+            if exc.status == 404:  # a kind this cluster does not serve (the Gateway API's): none exist
+                continue
+            raise
         out += [dict(item, kind=kind.kind) for item in page.get("items") or []]
     return out
 

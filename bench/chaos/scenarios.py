@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..audit import READS, Request
+from ..audit import Request
 from ..measure import settle
 from .harness import Harness
 from .invariants import Findings, check_children, check_decoys, check_sites
@@ -143,7 +143,7 @@ def run(h: Harness, work: Workload, scenario: str, *, seed: int | None = None, f
     if work.decoys is not None:
         check_decoys(work.decoys, findings)
     requests = h.operator_requests(mark)
-    writes = [r for r in requests if r.verb not in READS and wall0 <= r.at < wall_end]
+    writes = [r for r in requests if r.is_write and wall0 <= r.at < wall_end]
     ours = [r for r in writes if r.resource != "leases"]
     findings.writes_after = [f"{r.verb} {r.uri.split('?')[0]}" for r in ours if r.at >= quiet_from]
     if record.error:

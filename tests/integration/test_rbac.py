@@ -188,7 +188,7 @@ def test_operator_reconciles_as_its_service_account(cluster: Cluster, installed:
     assert not denied, "the operator was denied something it tried:\n" + "\n".join(denied[:10])
 
     if audit is not None:  # only the local cluster writes an audit log
-        records = audit.writes(user_agent_prefixes=("",), user=inst.user)
+        records = audit.writes(user_agent_prefixes=("",), user=inst.user, reviews=True)
         failed = [(r.verb, r.uri, r.code) for r in records if r.code >= 400]
         assert not failed
         seen = {(r.verb, r.group, *[*r.resource.split("/"), ""][:2]) for r in records}
