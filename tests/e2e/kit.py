@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, Cluster, wait_for
+from tests.unit.nginx_harness import stop
 
 IMAGES_SH = ROOT / "hack" / "images.sh"
 CLUSTER_SH = ROOT / "hack" / "cluster.sh"
@@ -119,12 +120,7 @@ def port_forward(cluster: Cluster, namespace: str, target: str, remote_port: int
         wait_for(lambda: _accepts(port), timeout=10, what=f"port-forward to {target} on 127.0.0.1:{port}")
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc)
 
 
 def _accepts(port: int) -> bool:

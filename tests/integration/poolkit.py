@@ -20,7 +20,7 @@ import pytest
 from staticsite_operator.api import models
 from staticsite_operator.core import pool as pl
 from tests.conftest import ROOT, Cluster, wait_for
-from tests.unit.nginx_harness import _free_port, nginx_binary, workdir
+from tests.unit.nginx_harness import _free_port, nginx_binary, stop, workdir
 
 POOL_CRD = ROOT / "crds" / "staticsite.dev_staticsitepools.yaml"
 
@@ -104,12 +104,7 @@ def run_agent(cluster: Cluster, pool: str, namespace: str, pod: str = "agent-0",
         try:
             yield agent
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+            stop(proc, timeout=30)
 
 
 def entry(pool_obj: dict[str, Any], namespace: str, name: str, files: dict[str, str],

@@ -208,12 +208,13 @@ def _wait_healthy(server: Server, proc: subprocess.Popen[bytes], timeout: float 
     return False
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Stop a process this test started (nginx, chromium), by its PID."""
+def stop(proc: subprocess.Popen[Any], timeout: float = 10) -> None:
+    """Stop a process this test started (nginx, chromium, an agent, a port-forward), by its
+    PID: SIGTERM, then SIGKILL if it is still there after `timeout` seconds."""
     if proc.poll() is None:
         proc.terminate()  # SIGTERM: nginx's fast shutdown of the master and its workers
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)

@@ -397,26 +397,16 @@ class Routing(_Model):
                                                   "one wins; cloudflare: values are joined). They take "
                                                   "precedence over a _headers file in the content.")
 
-    @field_validator("redirects")
+    @field_validator("redirects", "headers")
     @classmethod
-    def _redirects_mean_something(cls, value: list[Redirect], info: ValidationInfo) -> list[Redirect]:
+    def _rules_mean_something(cls, value: list[Any], info: ValidationInfo) -> list[Any]:
         semantics = info.data.get("semantics", "netlify")
+        check = check_redirect if info.field_name == "redirects" else check_header_rule
         for i, rule in enumerate(value):
             try:
-                check_redirect(rule, semantics)
+                check(rule, semantics)
             except ValueError as exc:
-                raise ValueError(f"redirects[{i}].{exc}") from None
-        return value
-
-    @field_validator("headers")
-    @classmethod
-    def _headers_mean_something(cls, value: list[HeaderRule], info: ValidationInfo) -> list[HeaderRule]:
-        semantics = info.data.get("semantics", "netlify")
-        for i, rule in enumerate(value):
-            try:
-                check_header_rule(rule, semantics)
-            except ValueError as exc:
-                raise ValueError(f"headers[{i}].{exc}") from None
+                raise ValueError(f"{info.field_name}[{i}].{exc}") from None
         return value
 
     @model_validator(mode="after")
