@@ -122,7 +122,8 @@ def test_a_refused_revision_keeps_the_last_good_one_and_touches_no_other_site(
     other = entry(pool, "tenant", "other", {"index.html": "OTHER v1"}, ("other.example.test",))
     apply_all(cluster, [good, other])
     wait_served(cluster, agent, {"tenant.fragile": revision(good), "tenant.other": revision(other)})
-    # Valid for the API, refused by nginx: a host longer than a server_names_hash bucket.
+    # Valid for the API, refused by nginx: a host longer than a hash bucket (the map from
+    # hosts to roots is built before the server names: map_hash_bucket_size).
     long_host = "l" * 60 + "." + "o" * 55 + ".example.test"
     bad = entry(pool, "tenant", "fragile", {"index.html": "BAD"}, ("fragile.example.test", long_host))
     other_v2 = entry(pool, "tenant", "other", {"index.html": "OTHER v2"}, ("other.example.test",))
@@ -130,7 +131,7 @@ def test_a_refused_revision_keeps_the_last_good_one_and_touches_no_other_site(
     wait_served(cluster, agent, {"tenant.other": revision(other_v2)})
     state = agent.report(cluster)["tenant.fragile"]
     assert state["served"] == revision(good) and state["rejected"] == revision(bad)
-    assert "server_names_hash_bucket_size" in state["error"] and str(agent.data) not in state["error"]
+    assert "map_hash_bucket_size" in state["error"] and str(agent.data) not in state["error"]
     assert agent.get("fragile.example.test") == (200, b"GOOD")
     assert agent.get("other.example.test") == (200, b"OTHER v2"), "the batch went on for the other site"
     # An entry that fails validation (as a buggy writer might leave one) is refused too.

@@ -104,7 +104,7 @@ def test_a_refused_revision_is_pool_rejected_and_the_last_good_one_serves(
     long_host = "l" * 60 + "." + "o" * 55 + ".example.test"
     sites.apply(cluster, shared(namespace, pool, {"index.html": "new"}, domains=["web.example.test", long_host]))
     cond = sites.wait_condition(cluster, namespace, "web", "Degraded", "True", "PoolRejected")
-    assert "server_names_hash_bucket_size" in cond["message"]
+    assert "map_hash_bucket_size" in cond["message"]
     obj = sites.get(cluster, namespace, "staticsite", "web")
     assert obj is not None and obj["status"]["poolRevision"] == good
     assert agent.get("web.example.test") == (200, FILES["index.html"].encode())

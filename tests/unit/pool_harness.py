@@ -2,7 +2,7 @@
 isolation between sites, and the injection and confinement guarantees per site.
 
 Each site's files go to <tmp>/sites/<key>/<revision>, its server block is rendered by
-core.poolconf.site_server_block and its maps shared by split_maps (as the agent does),
+core.poolconf.site_block and the sites grouped by generation_files (as the agent does),
 and one real nginx serves them all on 127.0.0.1, as nginx_harness.serve does for one site.
 """
 
@@ -47,10 +47,12 @@ class PoolServer:
 
 def site_confs(sites: dict[str, tuple[models.StaticSiteSpec, tuple[str, ...]]], tmp: Path,
                listen: str) -> dict[str, Path]:
-    """Write each site's files and server block; the site roots by key."""
+    """Write each site's files, and the generation's include files as the agent does
+    (poolconf.site_block, generation_files); the site roots by key."""
     roots: dict[str, Path] = {}
     (tmp / "conf").mkdir(mode=0o755)
-    shared: dict[str, str] = {}
+    (tmp / "empty").mkdir(mode=0o755)
+    blocks: dict[str, poolconf.SiteBlock] = {}
     for key, (spec, hosts) in sites.items():
         root = tmp / "sites" / key / "r1"
         root.mkdir(parents=True, mode=0o755)
@@ -58,15 +60,12 @@ def site_confs(sites: dict[str, tuple[models.StaticSiteSpec, tuple[str, ...]]], 
         (tmp / "sites" / key).chmod(0o755)
         assert spec.content.inline is not None
         write_site(spec.content.inline, root)
-        # As the agent writes them: each site's server block, and every map once.
-        maps, server = poolconf.split_maps(
-            poolconf.site_server_block(spec, key=key, root=str(root), hosts=hosts, listen=listen,
-                                       files={f.path: f.data() for f in spec.content.inline.files
-                                              if f.path in poolconf.ROUTING_FILES}), key)
-        shared |= maps
-        (tmp / "conf" / f"{key}.conf").write_text(server)
+        blocks[key] = poolconf.site_block(spec, key=key, root=str(root), hosts=hosts, listen=listen,
+                                          files={f.path: f.data() for f in spec.content.inline.files
+                                                 if f.path in poolconf.ROUTING_FILES})
         roots[key] = root
-    (tmp / "conf" / "_maps.conf").write_text("".join(shared.values()))
+    for name, text in poolconf.generation_files(blocks, fallback_root=str(tmp / "empty")).items():
+        (tmp / "conf" / name).write_text(text)
     return roots
 
 

@@ -55,6 +55,13 @@ SITES: dict[str, tuple[models.StaticSiteSpec, tuple[str, ...]]] = {
                   ("cf.example.test",)),
     # Many more plain sites: one Host each.
     **{f"bulk.s{i}": (spec_of({"index.html": f"BULK {i}"}), (f"s{i}.bulk.example.test",)) for i in range(40)},
+    # Hosts that are map keywords: the sites that share a server block find their root by
+    # Host in a map, where "default" and "include" mean something else unless escaped.
+    "bulk.default": (spec_of({"index.html": "DEFAULT HOST"}), ("default",)),
+    "bulk.include": (spec_of({"index.html": "INCLUDE HOST"}), ("include", "hostnames")),
+    # Same clean-URL block as team-a.clean, other files: shares its server block.
+    "team-d.clean": (spec_of({"index.html": "CLEAN D", "about.html": "ABOUT D", "404.html": "D 404"},
+                             {"cleanUrls": True}), ("clean-d.example.test",)),
 }
 
 
@@ -70,6 +77,29 @@ def test_every_site_is_served_by_its_host_and_no_other(pool: PoolServer) -> None
         assert (response.status, response.body) == (200, f"BULK {i}".encode())
     assert pool.get("unknown.example.test", "/").status == 404
     assert pool.get("unknown.example.test", "/index.html").status == 404
+    assert pool.get("default", "/").body == b"DEFAULT HOST"
+    assert pool.get("include", "/").body == b"INCLUDE HOST"
+    assert pool.get("hostnames", "/").body == b"INCLUDE HOST"
+
+
+def test_alike_sites_share_a_server_block_and_each_keeps_its_own_files(pool: PoolServer) -> None:
+    groups = sorted((pool.root / "conf").glob("_g*.conf"))
+    assert 1 < len(groups) < 12, f"{len(SITES)} sites in {len(groups)} server blocks"
+    bulk = [g for g in groups if '"s7.bulk.example.test"' in g.read_text()]
+    assert len(bulk) == 1 and all(f'"s{i}.bulk.example.test"' in bulk[0].read_text() for i in range(40))
+    assert pool.get("clean-d.example.test", "/about").body == b"ABOUT D"
+    assert pool.get("clean.example.test", "/about").body == b"ABOUT"
+    assert pool.get("clean-d.example.test", "/missing").body == b"D 404"
+    assert pool.get("clean-d.example.test", "/about.html").header("Location") == "/about"
+
+
+def test_a_host_two_sites_name_is_the_first_ones() -> None:
+    spec = spec_of({"index.html": "x"})
+    blocks = {key: poolconf.site_block(spec, key=key, root=f"/r/{key}", hosts=hosts, listen="1")
+              for key, hosts in (("a.one", ("same.test", "a.test")), ("b.two", ("same.test", "b.test")))}
+    (text,) = (t for name, t in poolconf.generation_files(blocks, fallback_root="/e").items() if name != "_maps.conf")
+    assert text.count('"same.test"') == 1 and '"\\\\same.test" "/r/a.one"' in text, text
+    assert '"\\\\b.test" "/r/b.two"' in text
 
 
 def test_routing_features_hold_per_site(pool: PoolServer) -> None:

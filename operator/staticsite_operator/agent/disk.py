@@ -1,12 +1,15 @@
 """The agent's data directory.
 
     sites/<site>/<revision>/   a revision's files, complete before anything names them
-    gen/<n>/<site>.conf        configuration generation n: one server block per site
+    gen/<n>/_g<hash>.conf      configuration generation n: one server block per group of
+                               alike sites, and a map from each host to its site's revision
+    gen/<n>/_maps.conf         the maps the sites share
     gen/<n>/_status.conf       the loopback server that answers the generation number
     conf -> gen/<n>            what nginx includes; swapped by one rename (atomic)
     nginx.conf                 the main configuration (includes conf/*.conf)
     check/                     scratch configurations for `nginx -t`
     tmp/                       nginx's pid and temporary files
+    empty/                     the root of a Host no map names (none reaches it)
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ class Layout:
         self.main = self.root / "nginx.conf"
         self.check = self.root / "check"
         self.tmp = self.root / "tmp"
-        for path in (self.root, self.sites, self.gens, self.check, self.tmp):
+        self.empty = self.root / "empty"
+        for path in (self.root, self.sites, self.gens, self.check, self.tmp, self.empty):
             path.mkdir(parents=True, exist_ok=True)
             # nginx's workers may run as another user (tests run as root). A mount point
             # that is not ours (the pool pod's emptyDir, root's, open to its fsGroup) is

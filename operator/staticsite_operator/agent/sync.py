@@ -1,4 +1,5 @@
-"""One batch: every site whose newest entry is not yet served gets a new server block;
+"""One batch: every site whose newest entry is not yet served gets a new block
+(poolconf.site_block; sites whose blocks are alike share one server block);
 `nginx -t` checks the whole new generation; a site that breaks it keeps its last good
 block (or stays out) and is reported; then one graceful reload.
 
@@ -10,7 +11,6 @@ changed in it.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +41,8 @@ class Syncer:
         self.entries: dict[str, Entry] = {}          # entry name -> entry
         self.invalid: dict[str, tuple[str, Rejection]] = {}  # entry name -> its site, and why no agent serves it
         self.live: dict[str, Entry] = {}             # site -> the entry served by the running generation
-        self.maps: dict[str, dict[str, str]] = {}    # site -> its maps (poolconf.split_maps), as served
-        self.candidate_maps: dict[str, dict[str, str]] = {}  # the same for this batch's changed sites
+        self.blocks: dict[str, poolconf.SiteBlock] = {}      # site -> its block, as served
+        self.candidates: dict[str, poolconf.SiteBlock] = {}  # the same for this batch's changed sites
         self.rejected: dict[str, Rejection] = {}     # site -> its refused newest revision
         self.generation = 0
         self.started = False
@@ -110,7 +110,7 @@ class Syncer:
         accepted |= {s: e for s, e in changed.items() if s not in self.rejected}
         # A refused revision leaves the site on its last good one (its block was kept in n).
         accepted |= {s: self.live[s] for s in changed if s in self.rejected and s in self.live}
-        self.maps = self._maps_of(changed, removed)
+        self.blocks = self._blocks_of(changed, removed)
         self._commit(n, accepted)
         metrics.RELOAD_SECONDS.observe(time.monotonic() - started)
         log.info("generation %d: %d sites, %d changed, %d removed, %d rejected, in %.2fs", n, len(self.live),
@@ -118,43 +118,40 @@ class Syncer:
         return True
 
     def _write(self, n: int, changed: dict[str, Entry], removed: set[str]) -> None:
-        """Generation n: the unchanged sites' blocks (hard links), the changed ones' new blocks."""
+        """Generation n: the unchanged sites' blocks as served, the changed ones' new blocks."""
         gen = self.layout.generation(n)
         gen.mkdir(mode=0o755)
-        for site in self.live:
-            if site not in removed and site not in changed:
-                os.link(self._conf(self.generation, site), self._conf(n, site))
-        self.candidate_maps = {}
+        (gen / "_status.conf").write_text(poolconf.status_server(n, self.status_listen))
+        self.candidates = {}
         for site, entry in changed.items():
             try:
-                block = poolconf.site_server_block(
+                self.candidates[site] = poolconf.site_block(
                     entry.spec, key=site, root=str(self.layout.revision(site, entry.revision)), hosts=entry.hosts,
                     listen=self.listen, files=entry.routing_files)
             except ValueError as exc:
-                self._reject(n, site, entry, str(exc))
-                continue
-            self.candidate_maps[site], server = poolconf.split_maps(block, site)
-            self._conf(n, site).write_text(server)
-        (gen / "_status.conf").write_text(poolconf.status_server(n, self.status_listen))
-        self._write_maps(n, changed, removed)
+                self._reject(site, entry, str(exc))
+        self._write_blocks(n, changed, removed)
 
-    def _maps_of(self, changed: dict[str, Entry], removed: set[str]) -> dict[str, dict[str, str]]:
-        """The maps of each site generation n serves: a changed site's new ones, unless it was
-        refused (then its last good ones, if it has any)."""
-        out = {s: m for s, m in self.maps.items() if s not in removed and s not in changed}
+    def _blocks_of(self, changed: dict[str, Entry], removed: set[str]) -> dict[str, poolconf.SiteBlock]:
+        """The block of each site generation n serves: a changed site's new one, unless it was
+        refused (then its last good one, if it has any)."""
+        out = {s: b for s, b in self.blocks.items() if s not in removed and s not in changed}
         for site in changed:
             if site not in self.rejected:
-                out[site] = self.candidate_maps[site]
-            elif site in self.maps:
-                out[site] = self.maps[site]
+                out[site] = self.candidates[site]
+            elif site in self.blocks:
+                out[site] = self.blocks[site]
         return out
 
-    def _write_maps(self, n: int, changed: dict[str, Entry], removed: set[str]) -> None:
-        """Every map the sites of generation n use, each once (poolconf.split_maps)."""
-        union: dict[str, str] = {}
-        for maps in self._maps_of(changed, removed).values():
-            union.update(maps)
-        (self.layout.generation(n) / "_maps.conf").write_text("".join(union[k] for k in sorted(union)))
+    def _write_blocks(self, n: int, changed: dict[str, Entry], removed: set[str]) -> None:
+        """Generation n's include files (poolconf.generation_files), in place of any before."""
+        self._write_files(self.layout.generation(n), self._blocks_of(changed, removed))
+
+    def _write_files(self, directory: Path, blocks: dict[str, poolconf.SiteBlock]) -> None:
+        for old in directory.glob("_[gm]*.conf"):
+            old.unlink()
+        for name, text in poolconf.generation_files(blocks, fallback_root=str(self.layout.empty)).items():
+            (directory / name).write_text(text)
 
     def _check_generation(self, n: int, changed: dict[str, Entry], removed: set[str]) -> bool:
         """`nginx -t` of generation n; if it fails, the changed sites that fail alone are set
@@ -166,10 +163,10 @@ class Syncer:
         log.warning("generation %d fails nginx -t; checking the %d changed site(s) alone", n, len(changed))
         for site, entry in changed.items():
             if site not in self.rejected:
-                alone_ok, alone_out = self.nginx.test(self._check_alone(n, site))
+                alone_ok, alone_out = self.nginx.test(self._check_alone(site))
                 if not alone_ok:
-                    self._reject(n, site, entry, alone_out)
-        self._write_maps(n, changed, removed)
+                    self._reject(site, entry, alone_out)
+        self._write_blocks(n, changed, removed)
         ok, output = self.nginx.test(self._check("all", everything))
         if ok:
             return True
@@ -177,8 +174,8 @@ class Syncer:
                   self._clean(output))
         for site, entry in changed.items():
             if site not in self.rejected:
-                self._reject(n, site, entry, output)
-        self._write_maps(n, changed, removed)
+                self._reject(site, entry, output)
+        self._write_blocks(n, changed, removed)
         return self.nginx.test(self._check("all", everything))[0]
 
     def _activate(self, n: int) -> bool:
@@ -218,26 +215,16 @@ class Syncer:
         metrics.REJECTED.set(len(self.rejected))
         metrics.DISK_BYTES.set(self.layout.bytes_used())
 
-    def _reject(self, n: int, site: str, entry: Entry, error: str) -> None:
-        """Keep the site's last good block in generation n, or leave it out."""
+    def _reject(self, site: str, entry: Entry, error: str) -> None:
+        """The site keeps its last good block (or stays out) when the generation is written next."""
         self.rejected[site] = Rejection(entry.revision, self._clean(error))
-        target = self._conf(n, site)
-        target.unlink(missing_ok=True)
-        if site in self.live:
-            os.link(self._conf(self.generation, site), target)
         log.warning("site %s: revision %s refused: %s", site, entry.revision[:12], self.rejected[site].error)
 
-    def _conf(self, n: int, site: str) -> Path:
-        return self.layout.generation(n) / f"{site}.conf"
-
-    def _check_alone(self, n: int, site: str) -> Path:
+    def _check_alone(self, site: str) -> Path:
         """A configuration of one changed site (its maps and block) for `nginx -t`."""
         alone = self.layout.check / "alone"
         alone.mkdir(exist_ok=True)
-        for old in alone.iterdir():
-            old.unlink()
-        (alone / "_maps.conf").write_text("".join(self.candidate_maps.get(site, {}).values()))
-        (alone / "site.conf").write_text(self._conf(n, site).read_text())
+        self._write_files(alone, {site: self.candidates[site]})
         return self._check("one", str(alone / "*.conf"))
 
     def _check(self, name: str, include: str) -> Path:

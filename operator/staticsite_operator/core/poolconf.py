@@ -12,11 +12,12 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from ..api import models
 from . import hostfiles
 from .nginxconf import HTTP_COMMON, render_site
-from .templating import ENV
+from .templating import ENV, nginx_regex, nginx_str
 
 _HOST = re.compile(models.DOMAIN_PATTERN)
 # The status server on loopback: the agent reads the generation nginx has loaded.
@@ -77,6 +78,88 @@ def split_maps(block: str, key: str) -> tuple[dict[str, str], str]:
         pattern = re.compile(r"\$(\{?)(" + "|".join(re.escape(old) for old in renames) + r")\b")
         rest = pattern.sub(lambda m: "$" + m.group(1) + renames[m.group(2)], rest)
     return maps, rest
+
+
+@dataclass(frozen=True)
+class SiteBlock:
+    """A site as the pool serves it: its shareable maps (split_maps), and its server block
+    without what only this site has (its root and its hosts, which the group's map and
+    server_name hold), so that sites whose blocks are alike share one server block."""
+
+    maps: dict[str, str]
+    server: str
+    root: str
+    hosts: tuple[str, ...]
+
+
+_ROOT_LINE = re.compile(r"^    root \S+;\n", re.MULTILINE)
+_NAMES_LINE = re.compile(r"^    server_name [^\n]*;\n", re.MULTILINE)
+_ROOT_VAR = "$ss@root"
+_GROUP_VAR = "ssg{}_root"
+
+
+def site_block(spec: models.StaticSiteSpec, *, key: str, root: str, hosts: tuple[str, ...], listen: str,
+               files: Mapping[str, str | bytes] | None = None) -> SiteBlock:
+    """The site's block (site_server_block) in the form generation_files groups.
+
+    nginx's memory and reload time grow with every server block and every location and
+    `if` in it (each holds a configuration of every module: about 190 KB per clean-URL
+    site, 1000 sites 187 MiB per nginx and 0.6 s per parse, twice that after a few
+    reloads). Most sites' blocks differ only in root and hosts: one server block serves
+    them all, its root looked up by Host (8 MiB and 0.03 s for the same 1000 sites)."""
+    maps, server = split_maps(site_server_block(spec, key=key, root=root, hosts=hosts, listen=listen, files=files),
+                              key)
+    server = server.split("\n", 1)[1]  # the first line names the site
+    if len(_ROOT_LINE.findall(server)) != 1 or len(_NAMES_LINE.findall(server)) != 1:
+        raise ValueError("the rendered server block has no single root and server_name (a bug: report it)")
+    # Two sites share a block only if their rendered blocks are equal but for these two
+    # lines (and the name line): what else differs (a map of the site's own, named by its
+    # prefix) keeps the site in a group of its own.
+    server = _NAMES_LINE.sub("", _ROOT_LINE.sub(f"    root {_ROOT_VAR};\n", server))
+    return SiteBlock(maps=maps, server=server, root=root, hosts=hosts)
+
+
+def generation_files(blocks: Mapping[str, SiteBlock], *, fallback_root: str) -> dict[str, str]:
+    """The include files of a generation: every shared map once (`_maps.conf`), and one
+    file per group of sites whose server blocks are alike: a `map $host` to each site's
+    root and one server block naming all their hosts. Sites are taken in key order; a
+    host an earlier site has is left out of a later one's (as nginx does with a name two
+    server blocks share: the first wins), since a map refuses a key twice.
+    `fallback_root` answers a Host the map lacks (never, as the server is chosen by the
+    same names): an empty directory."""
+    maps: dict[str, str] = {}
+    groups: dict[str, list[tuple[str, str]]] = {}
+    servers: dict[str, str] = {}
+    taken: set[str] = set()
+    for key in sorted(blocks):
+        block = blocks[key]
+        maps |= block.maps
+        hosts = [h for h in block.hosts if h not in taken]
+        taken.update(hosts)
+        if not hosts:
+            continue
+        group = hashlib.sha256(block.server.encode()).hexdigest()[:12]
+        servers[group] = block.server
+        groups.setdefault(group, []).extend((host, block.root) for host in hosts)
+    out = {"_maps.conf": "".join(maps[name] for name in sorted(maps))}
+    for group, members in groups.items():
+        var = _GROUP_VAR.format(group)
+        # A key is written "\\host": map would otherwise take a host named "default" or
+        # "include" for its own keyword. `hostnames`: wildcards match as in server_name.
+        entries = "".join(f"    {nginx_regex(chr(92) + host)} {nginx_str(root)};\n" for host, root in members)
+        names = " ".join(nginx_regex(host) for host, _ in members)
+        server = block_with(servers[group], var, names)
+        out[f"_g{group}.conf"] = (f"# {len(members)} host(s) of sites whose server blocks are alike\n"
+                                  f"map $host ${var} {{\n    hostnames;\n    default {nginx_str(fallback_root)};\n"
+                                  f"{entries}}}\n\n{server}")
+    return out
+
+
+def block_with(server: str, var: str, names: str) -> str:
+    """A group's server block: the shared block with its root variable and its hosts."""
+    head, sep, rest = server.partition("    root " + _ROOT_VAR + ";\n")
+    assert sep, "site_block always writes the root line"
+    return f"{head}    server_name {names};\n    root ${var};\n{rest}"
 
 
 def main_conf(*, include: str, listen: str, tmp_dir: str, pid: str) -> str:
