@@ -25,6 +25,7 @@ from staticsite_operator.core import labels as lbl
 
 from ..kclient import ApiError, Client, collection
 from ..measure import SITES
+from ..watcher import site_ready
 from .decoys import Decoys
 
 
@@ -46,14 +47,6 @@ class Findings:
     def as_dict(self) -> dict[str, Any]:
         # Names, capped: a failure should say which, without a thousand lines.
         return {k: v[:20] for k, v in asdict(self).items()} | {"counts": self.summary()}
-
-
-def ready_at(site: dict[str, Any]) -> bool:
-    meta, status = site["metadata"], site.get("status") or {}
-    generation = meta.get("generation", 0)
-    ready: dict[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
-    return bool(status.get("observedGeneration") == generation and ready.get("status") == "True"
-                and ready.get("observedGeneration", generation) == generation)
 
 
 def _children(client: Client, namespace: str) -> list[dict[str, Any]]:
@@ -82,7 +75,7 @@ def check_sites(client: Client, namespace: str, wanted: dict[str, dict[str, Any]
     children = {(c["kind"], c["metadata"]["name"]): c for c in _children(client, namespace)}
     for name, spec in sorted(wanted.items()):
         site = live.get(name)
-        if site is None or not ready_at(site):
+        if site is None or not site_ready(0)(site):
             findings.not_ready.append(name)
             continue
         if site.get("spec") != spec:

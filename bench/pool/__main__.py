@@ -34,6 +34,7 @@ import kubernetes as _kubernetes
 
 from staticsite_operator.core import pool as pl
 
+from ..watcher import site_ready
 from . import procs, requests
 
 k8s: Any = _kubernetes  # untyped
@@ -140,10 +141,7 @@ def reports(env: dict[str, str]) -> dict[str, dict[str, Any]]:
 def ready_count(env: dict[str, str]) -> int:
     """Sites whose status says Ready at their current generation (what a user sees)."""
     out = json.loads(run(["kubectl", "-n", TENANT, "get", "staticsites", "-o", "json"], env))
-    return sum(1 for item in out["items"]
-               if (item.get("status") or {}).get("observedGeneration") == item["metadata"].get("generation")
-               and any(c.get("type") == "Ready" and c.get("status") == "True"
-                       for c in (item.get("status") or {}).get("conditions") or []))
+    return sum(1 for item in out["items"] if site_ready(0)(item))
 
 
 def percentile(values: list[float], q: float) -> float:
