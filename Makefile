@@ -96,7 +96,7 @@ bench-serve: venv nginx ## Serving speed of the rendered nginx.conf against hand
 
 ##@ Reliability
 .PHONY: chaos
-chaos: venv tools ## Faults (kills, API and etcd restarts, stalls, 429/5xx, failovers) while 300 sites converge (36 min at --sites 100 --seeds 3)
+chaos: venv tools ## Faults (kills, API and etcd restarts, stalls, 429/5xx, failovers) while 300 sites converge (40 min with --seeds 1)
 	$(PY) -m bench.chaos $(CHAOS_ARGS)
 
 ##@ Image
