@@ -17,6 +17,7 @@ import hashlib
 import io
 import os
 import shutil
+import socket
 import subprocess
 import tarfile
 import tempfile
@@ -32,7 +33,7 @@ from staticsite_operator.api import models
 from staticsite_operator.core import render
 
 from .gitserver import GitServer, QuietHandler, _git_env, http_server, serve_git
-from .nginx_harness import Server, _free_port, make_spec, serve, workdir
+from .nginx_harness import Server, make_spec, serve, workdir
 
 pytestmark = pytest.mark.nginx
 
@@ -239,8 +240,12 @@ def test_git_bad_configuration(bin_dirs: dict[str, str], dest: Path, env: dict[s
 def test_git_unreachable_server(bin_dirs: dict[str, str], dest: Path) -> None:
     dest.mkdir()
     (dest / "index.html").write_text("old")
-    url = f"http://127.0.0.1:{_free_port()}/site.git"
-    proc = fetch_git(bin_dirs, url, "a" * 40, dest)
+    # A port this test holds bound but not listening: connections are refused. A port that
+    # was free a moment ago may meanwhile be another test's git server (a 401: CI saw it).
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{held.getsockname()[1]}/site.git"
+        proc = fetch_git(bin_dirs, url, "a" * 40, dest)
     assert proc.returncode == 1
     assert f"cannot fetch from {url}" in proc.stderr
     assert sorted(p.name for p in dest.iterdir()) == ["index.html"]
