@@ -25,14 +25,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from ..api import models
 from ..api import pool as api
 from . import kinds
 from . import labels as lbl
 from .render import Site, _check_size, _split_files, content_hash
-from .templating import ENV
+from .templating import render_yaml
 
 POOL_KEY = "staticsite.dev/pool"
 SITE_ANNOTATION = "staticsite.dev/site"          # namespace/name of the site an object serves
@@ -43,7 +41,6 @@ ENTRY = "pool-entry"
 REPORT = "pool-report"
 SITE_JSON = "site.json"
 POOL_PORT = 80
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def site_key(namespace: str, name: str) -> str:
@@ -112,8 +109,7 @@ def parse_pool(pool_obj: dict[str, Any]) -> api.StaticSitePoolSpec:
 
 
 def _load(template: str, context: dict[str, Any]) -> dict[str, Any]:
-    text = ENV.get_template(f"{template}.yaml.j2").render(context)
-    loaded: dict[str, Any] = yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader (C or Python)
+    loaded: dict[str, Any] = render_yaml(f"{template}.yaml.j2", context)
     return loaded
 
 

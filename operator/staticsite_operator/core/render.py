@@ -14,13 +14,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from ..api import models
 from . import hostfiles, kinds
 from . import labels as lbl
 from .nginxconf import render_nginx_conf
-from .templating import ENV
+from .templating import render_yaml
 
 SITE_ROOT = "/srv/site"
 GIT_TOKEN_DIR = "/etc/staticsite-git"  # noqa: S105 - a mount path, not a secret
@@ -32,10 +30,6 @@ SITE_JSON = "site.json"
 # An emptyDir holds fetched content; this bounds what one pod may write to its node.
 FETCHED_SIZE_LIMIT = "1Gi"
 
-# libyaml's loader parses the rendered manifests several times faster than the
-# pure-Python one, and parsing was the largest share of a reconcile's CPU (bench/README.md). PyPI's wheels
-# include libyaml; the fallback only keeps a source build working.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class ContentTooLarge(ValueError):
@@ -260,6 +254,6 @@ def render(site: Site) -> Rendered:
                         for ref in (spec.gateway.parent_refs if spec.gateway else [])],
         "route_backend": site.backend or {"name": Names.of(site.name, checksum).service, "port": 80},
     }
-    objects = [yaml.load(ENV.get_template(f"{child.template}.yaml.j2").render(context), Loader=_YAML_LOADER)  # noqa: S506
+    objects = [render_yaml(f"{child.template}.yaml.j2", context)
                for child in kinds.CHILDREN if child.wanted(spec, site.served_hosts)]
     return Rendered(objects=objects, content_hash=chash, checksum=checksum, problems=parsed.problems)

@@ -2,18 +2,22 @@
 
 Templates never splice user text into YAML or nginx.conf by hand:
 - `to_json` renders any value as a JSON literal, which is valid YAML, so nested
-  structures (labels, annotations, resources) need no indentation tricks;
+  structures (labels, annotations, resources) need no indentation tricks. Inside
+  `render_yaml` it goes further: the value is not written into the text at all (below);
 - `nginx_str` and `nginx_regex` render a *validated* value as a double-quoted nginx
   string. Validation (models.py) is the first line; quoting is the second.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import re
+import threading
 from typing import Any
 
 import jinja2
+import yaml
 
 # Everything that is not printable ASCII: written as a YAML escape instead.
 _NON_ASCII = re.compile(r"[^\x00-\x7e]")
@@ -25,14 +29,68 @@ def _escape_char(match: re.Match[str]) -> str:
 
 
 def to_json(value: Any) -> str:
-    """A JSON literal that PyYAML reads back exactly.
+    """A JSON literal that PyYAML reads back exactly (inside `render_yaml`: a placeholder for it).
 
     JSON escapes characters outside the BMP as surrogate pairs, which PyYAML (YAML 1.1)
     decodes into lone surrogates, so emoji in a page would be corrupted. Non-ASCII
     characters are written as YAML's \\uXXXX / \\UXXXXXXXX escapes instead (one regex
     pass: render's hottest path, as content and nginx.conf go through here whole).
     """
+    values = _CAPTURED.get()
+    if values is not None:
+        values.append(value)
+        return f'"{_MARK}{len(values) - 1}"'
     return _NON_ASCII.sub(_escape_char, json.dumps(value, sort_keys=True, ensure_ascii=False))
+
+
+# --- YAML templates: parse the shape once, fill in the values -----------------------------
+# Parsing the YAML a template renders was two thirds of the CPU of rendering a site (a
+# Deployment is ~400 YAML nodes, each built by PyYAML's Python constructor), and most of
+# it parsed the same text again and again: sites differ in their values, not their
+# shape. So inside render_yaml, `to_json` writes a numbered placeholder instead of the
+# value; the text then depends only on the template's branches, its parse (the
+# skeleton) is kept, and each render copies the skeleton with the values put back.
+# Values never pass through YAML at all, so no user text can be read as YAML syntax.
+_MARK = "\\ue000"  # a private-use character, escaped; our templates never write it
+_MARK_CHAR = "\ue000"
+_CAPTURED: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("captured", default=None)
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SKELETONS: dict[str, Any] = {}
+_SKELETONS_MAX = 256  # a few shapes per template in practice; bounded whatever happens
+_SKELETONS_LOCK = threading.Lock()
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _value(value: Any) -> Any:
+    """A value as the JSON literal would have read back: a fresh copy, tuples as lists."""
+    return value if isinstance(value, _PLAIN) else json.loads(json.dumps(value, sort_keys=True))
+
+
+def _fill(node: Any, values: list[Any]) -> Any:
+    if isinstance(node, str):
+        return _value(values[int(node[1:])]) if node[:1] == _MARK_CHAR else node
+    if isinstance(node, dict):
+        return {_fill(k, values): _fill(v, values) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_fill(item, values) for item in node]
+    return node
+
+
+def render_yaml(template: str, context: dict[str, Any]) -> Any:
+    """Render a YAML template and load it: the same object as `yaml.load` of its text."""
+    values: list[Any] = []
+    token = _CAPTURED.set(values)
+    try:
+        text = ENV.get_template(template).render(context)
+    finally:
+        _CAPTURED.reset(token)
+    skeleton = _SKELETONS.get(text)
+    if skeleton is None:
+        skeleton = yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader (C or Python)
+        with _SKELETONS_LOCK:
+            if len(_SKELETONS) < _SKELETONS_MAX:
+                _SKELETONS[text] = skeleton
+    return _fill(skeleton, values)
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
