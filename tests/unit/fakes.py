@@ -19,7 +19,7 @@ from staticsite_operator.api.pool import POOL_KIND
 from staticsite_operator.core import labels, pool
 from staticsite_operator.core.domains import Claim
 from staticsite_operator.core.ports import ApiError, Obj
-from staticsite_operator.core.snapshot import snapshot
+from staticsite_operator.core.snapshot import fingerprint, snapshot
 
 SITE_UID = "site-uid-1"
 
@@ -85,6 +85,9 @@ class Cluster:
         return [snapshot(o) for (kind, ns, _), o in self.objects.items()
                 if kind != models.KIND and ns == namespace
                 and (o["metadata"].get("labels") or {}).get(labels.INSTANCE_KEY) == site]
+
+    def fingerprints(self, namespace: str, site: str) -> dict[tuple[str, str], str]:
+        return {(o["kind"], o["metadata"]["name"]): fingerprint(o) for o in self.children(namespace, site)}
 
     def fetch_failures(self, namespace: str, site: str) -> list[dict[str, Any]]:
         return list(self.failures.get((namespace, site), []))

@@ -16,7 +16,7 @@ import pytest
 from staticsite_operator import app
 from staticsite_operator.core import kinds, labels
 from staticsite_operator.core.reconcile import Outcome
-from staticsite_operator.core.snapshot import snapshot
+from staticsite_operator.core.snapshot import fingerprint, snapshot
 from staticsite_operator.runtime import reflector, settings
 from staticsite_operator.runtime.cache import Cache, pack
 from staticsite_operator.runtime.controller import Controller
@@ -74,10 +74,39 @@ def test_events_queue_the_site_they_concern_once_per_change() -> None:
     service = kinds.SERVICE
     assert cache.observe(service, None, obj("Service", "web", 1)) == {("ns", "web")}
     assert cache.observe(service, None, obj("Service", "web", 1)) == set(), "a re-listing of the same version"
-    assert cache.observe(service, "MODIFIED", obj("Service", "web", 2)) == {("ns", "web")}
-    assert cache.observe(service, "DELETED", obj("Service", "web", 3)) == {("ns", "web")}
+    assert cache.observe(service, "MODIFIED", obj("Service", "web", 2, spec={"v": 2})) == {("ns", "web")}
+    assert cache.observe(service, "MODIFIED", obj("Service", "web", 3, spec={"v": 2})) == set(), (
+        "a new version with nothing the reconcile reads changed (managedFields, say)")
+    assert cache.observe(service, "DELETED", obj("Service", "web", 4)) == {("ns", "web")}
     assert cache.child("Service", "ns", "web", "web") is None
     assert cache.observe(kinds.STATICSITE, None, site("web", 1)) == {("ns", "web")}
+
+
+def test_our_own_write_coming_back_queues_nothing() -> None:
+    """The reconcile that wrote it already saw it: its echo is not news, for a child or the site."""
+    cache = cache_with(obj("Service", "web", 10, spec={"v": "old"}), site("web", 10))
+    cache.wrote(obj("Service", "web", 11, spec={"v": "new"}))
+    assert cache.observe(kinds.SERVICE, "MODIFIED", obj("Service", "web", 11, spec={"v": "new"})) == set()
+    assert cache._written == {}
+    assert cache.observe(kinds.SERVICE, "MODIFIED", obj("Service", "web", 12, spec={"v": "edited"})) == {
+        ("ns", "web")}, "someone else's change after ours is news"
+    cache.wrote(site("web", 11) | {"status": {"ready": True}})
+    assert cache.observe(kinds.STATICSITE, "MODIFIED", site("web", 11) | {"status": {"ready": True}}) == set()
+    assert cache.observe(kinds.STATICSITE, "MODIFIED", site("web", 12)) == {("ns", "web")}
+
+
+def test_a_child_whose_conditions_only_moved_in_time_queues_nothing() -> None:
+    def deployment(rv: int, updated: str, available: int) -> dict[str, Any]:
+        return obj("Deployment", "web", rv, spec={"replicas": 1}, status={
+            "availableReplicas": available,
+            "conditions": [{"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
+                            "lastUpdateTime": updated, "lastTransitionTime": "2026-01-01T00:00:00Z"}]})
+
+    cache = cache_with(deployment(1, "2026-01-01T00:00:01Z", 0))
+    assert cache.observe(kinds.DEPLOYMENT, "MODIFIED", deployment(2, "2026-01-01T00:00:02Z", 0)) == set()
+    assert cache.child("Deployment", "ns", "web", "web")["metadata"]["resourceVersion"] == "2", "still kept"
+    assert cache.observe(kinds.DEPLOYMENT, "MODIFIED", deployment(3, "2026-01-01T00:00:03Z", 1)) == {
+        ("ns", "web")}, "a count that moved is news"
 
 
 def test_our_newer_write_wins_until_the_watch_catches_up() -> None:
@@ -103,6 +132,24 @@ def test_children_includes_what_we_created_before_the_watch_saw_it() -> None:
     assert names == [("Ingress", "web"), ("Service", "web")]
     cache.deleted("Ingress", "ns", "web")
     assert [o["kind"] for o in cache.children("ns", "web")] == ["Service"]
+
+
+def test_fingerprints_are_those_of_the_freshest_children() -> None:
+    cache = cache_with(obj("Service", "web", 10, spec={"v": 1}), obj("Deployment", "web", 11, spec={"r": 1}))
+
+    def expected() -> dict[tuple[str, str], str]:
+        return {(o["kind"], o["metadata"]["name"]): fingerprint(o) for o in cache.children("ns", "web")}
+
+    first = cache.fingerprints("ns", "web")
+    assert first == expected() and len(first) == 2
+    assert cache.fingerprints("ns", "web") == first, "kept per version"
+    cache.wrote(obj("Service", "web", 12, spec={"v": 2}))
+    assert cache.fingerprints("ns", "web")[("Service", "web")] == fingerprint(snapshot(
+        obj("Service", "web", 12, spec={"v": 2}))), "our newer write, before the watch has it"
+    cache.observe(kinds.SERVICE, "MODIFIED", obj("Service", "web", 13, spec={"v": 3}))
+    assert cache.fingerprints("ns", "web") == expected() != first
+    cache.observe(kinds.DEPLOYMENT, "DELETED", obj("Deployment", "web", 14))
+    assert list(cache.fingerprints("ns", "web")) == [("Service", "web")]
 
 
 def test_pods_stream_only_when_they_fetch() -> None:

@@ -200,9 +200,8 @@ class Reconciler:
             memo = self._verified.get((namespace, name))
         if memo is None or memo.inputs != inputs:
             return None
-        live = {(c["kind"], c["metadata"]["name"]): c for c in self.view.children(namespace, name)}
-        if not memo.children.keys() <= live.keys() or any(
-                snapshot.fingerprint(live[key]) != print_ for key, print_ in memo.children.items()):
+        live = self.view.fingerprints(namespace, name)
+        if any(live.get(key) != print_ for key, print_ in memo.children.items()):
             return None
         return render.Rendered(objects=[], content_hash=memo.content_hash, checksum=memo.checksum,
                                problems=memo.problems, names=frozenset(memo.children))
@@ -210,8 +209,7 @@ class Reconciler:
     def _verify(self, namespace: str, name: str, inputs: tuple[Any, ...], rendered: render.Rendered) -> None:
         """Remember the wanted children as they are now that they are in sync (after our writes)."""
         wanted = rendered.wanted
-        children = {(c["kind"], c["metadata"]["name"]): snapshot.fingerprint(c)
-                    for c in self.view.children(namespace, name) if (c["kind"], c["metadata"]["name"]) in wanted}
+        children = {key: print_ for key, print_ in self.view.fingerprints(namespace, name).items() if key in wanted}
         with self._lock:
             if wanted == children.keys():
                 self._verified[namespace, name] = _Verified(inputs, rendered.checksum, rendered.content_hash,

@@ -48,6 +48,25 @@ def _older(version: str, than: int) -> bool:
         return True
 
 
+_TIMESTAMPS = ("lastUpdateTime", "lastTransitionTime", "lastProbeTime", "lastHeartbeatTime")
+
+
+def _untimed(snap: Any) -> Any:
+    """A snapshot without its resourceVersion and its conditions' timestamps."""
+    out = {**snap, "metadata": {k: v for k, v in snap["metadata"].items() if k != "resourceVersion"}}
+    status = out.get("status")
+    if isinstance(status, dict) and isinstance(status.get("conditions"), list):
+        out["status"] = {**status, "conditions": [{k: v for k, v in cond.items() if k not in _TIMESTAMPS}
+                                                  for cond in status["conditions"] if isinstance(cond, dict)]}
+    return out
+
+
+def _same_but_timestamps(before: Any, after: Any) -> bool:
+    """Only a condition's timestamps (or nothing) changed: the controllers that own a child
+    touch its conditions' times while nothing the reconcile reads moves."""
+    return bool(_untimed(before) == _untimed(after))
+
+
 def claimed_domains(body: Any) -> frozenset[str]:
     """A site being deleted has let go of its domains."""
     if (body.get("metadata") or {}).get("deletionTimestamp"):
@@ -67,6 +86,7 @@ class Cache:
         self._claimed: dict[Key, tuple[Claim, frozenset[str]]] = {}
         self._failures: dict[Key, dict[str, dict[str, Any]]] = {}  # a site -> pod -> failed fetch
         self._written: dict[ObjKey, Obj] = {}
+        self._prints: dict[ObjKey, tuple[str, str]] = {}  # -> (resourceVersion, fingerprint), filled when asked
         self._pools = PoolIndex()  # the shared tier: pools, their members and objects (runtime.poolindex)
 
     # --- fed by the reflectors (event loop) ------------------------------------------
@@ -81,21 +101,31 @@ class Cache:
         rv = str(meta.get("resourceVersion", ""))
         with self._lock:
             known = self._objects.get(key)
+            mine = self._written.get(key)
         if known is not None and known[0] == rv:
             return set()  # a re-listing of what we have: nothing new
-        packed = pack(body)
+        snap = snapshot.snapshot(body)
+        packed = json.dumps(snap, separators=(",", ":"))
+        # No news for the site: our own write coming back (the reconcile that wrote it saw
+        # it already), or a child whose only change is a condition's timestamp.
+        quiet = (mine is not None and str(mine["metadata"].get("resourceVersion")) == rv) or (
+            kind.kind not in (SITE, POOL) and known is not None and _same_but_timestamps(json.loads(known[1]), snap))
         with self._lock:
             self._objects[key] = (rv, packed)
+            if mine is not None and self._written.get(key) is mine and _older(str(mine["metadata"].get(
+                    "resourceVersion", "")), int(rv) if rv.isdigit() else 0):
+                del self._written[key]  # the watch has caught up with our write
             if kind.kind == SITE:
-                return ({(namespace, name)} | self._claim(namespace, name, meta, claimed_domains(body))
-                        | self._pools.site(namespace, name, body))
+                others = self._claim(namespace, name, meta, claimed_domains(body)) | self._pools.site(
+                    namespace, name, body)
+                return (others - {(namespace, name)}) if quiet else {(namespace, name)} | others
             if kind.kind == POOL:
                 return {pool_key(name)} | {(m.namespace, m.name) for m in self._pools.members(name)}
             if (meta.get("labels") or {}).get(pool_labels.POOL_KEY):
                 return self._pools.object(key, body)
             site = (meta.get("labels") or {}).get(lbl.INSTANCE_KEY)
             self._link(key, (namespace, site) if site else None)
-            return {(namespace, site)} if site else set()
+            return {(namespace, site)} if site and not quiet else set()
 
     def sweep(self, kind: kinds.Kind, namespace: str | None, listed: set[Key], version: int) -> set[Key]:
         """After a (re-)listing at `version`: drop what it no longer holds (deleted meanwhile).
@@ -128,6 +158,7 @@ class Cache:
                         return {site}
                 return set()
             self._objects.pop(key, None)
+            self._prints.pop(key, None)
             if kind == SITE:
                 return ({(namespace, name)} | self._claim(namespace, name, {}, frozenset())
                         | self._pools.site(namespace, name, None))
@@ -227,14 +258,37 @@ class Cache:
             return None
         return found
 
-    def children(self, namespace: str, site: str) -> list[Obj]:
-        """Every child labelled for `site`, of every child kind, freshest copies."""
+    def _child_keys(self, namespace: str, site: str) -> list[ObjKey]:
         with self._lock:
             keys = set(self._children.get((namespace, site), ()))
             keys |= {key for key, obj in self._written.items() if key[1] == namespace and key[0] != SITE
                      and (obj["metadata"].get("labels") or {}).get(lbl.INSTANCE_KEY) == site}
-        fresh = (self._fresh(key) for key in sorted(keys))
+        return sorted(keys)
+
+    def children(self, namespace: str, site: str) -> list[Obj]:
+        """Every child labelled for `site`, of every child kind, freshest copies."""
+        fresh = (self._fresh(key) for key in self._child_keys(namespace, site))
         return [obj for obj in fresh if obj is not None]
+
+    def fingerprints(self, namespace: str, site: str) -> dict[tuple[str, str], str]:
+        """snapshot.fingerprint of each child, kept per resourceVersion: the reconcile's
+        "still in sync?" check asks for them on every pass, and most passes find the same
+        versions, so most answers need no decoding and no hashing."""
+        out: dict[tuple[str, str], str] = {}
+        for key in self._child_keys(namespace, site):
+            with self._lock:
+                mine, known, kept = self._written.get(key), self._objects.get(key), self._prints.get(key)
+            if mine is not None and (known is None or not _older(
+                    str(mine["metadata"].get("resourceVersion", "")), int(known[0]) if known[0].isdigit() else 0)):
+                out[key[0], key[2]] = snapshot.fingerprint(mine)  # our write, newer than the watch's copy
+            elif known is not None:
+                if kept is None or kept[0] != known[0]:
+                    kept = (known[0], snapshot.fingerprint(json.loads(known[1])))
+                    with self._lock:
+                        if self._objects.get(key) is known:
+                            self._prints[key] = kept
+                out[key[0], key[2]] = kept[1]
+        return out
 
     def claimants(self, domain: str) -> list[Claim]:
         with self._lock:
