@@ -76,13 +76,22 @@ class Window:
         self.op = op
         self._metrics0 = (op.metrics() if op else None) or {}
         self._reconciles_before = 0.0
+        self._before: dict[str, float] = {}  # watch events counted by the processes followed before `op`
 
     def _reconciles(self) -> float:
+        return self._counted().get("reconciles", 0.0)
+
+    def _counted(self) -> dict[str, float]:
+        """The operator's counters since the window opened: reconciles and watch events by kind."""
         now = (self.op.metrics() if self.op else None) or {}
-        return now.get("reconciles", 0.0) - self._metrics0.get("reconciles", 0.0)
+        return {k: v - self._metrics0.get(k, 0.0) for k, v in now.items()
+                if k == "reconciles" or k.startswith(("events ", "queued "))}
 
     def follow(self, op: OperatorProcess | None) -> None:
         """The operator process changes (restart): account for the old one, then follow `op`."""
+        for key, value in self._counted().items():
+            if key != "reconciles":
+                self._before[key] = self._before.get(key, 0.0) + value
         self._reconciles_before += self._reconciles()
         self.meter.switch(op.pid if op else None)
         self.op = op
@@ -91,9 +100,14 @@ class Window:
     def close(self, seconds: float, *, complete: bool = True, latency: dict[str, Any] | None = None,
               **extra: float) -> Scenario:
         reconciles = self._reconciles_before + self._reconciles()
+        events = dict(self._before)
+        for key, value in self._counted().items():
+            if key != "reconciles":
+                events[key] = events.get(key, 0.0) + value
         usage = self.meter.stop()
         if self.op is not None or self._reconciles_before:
             extra["reconciles"] = reconciles
+            extra |= {k: v for k, v in sorted(events.items()) if v}
         return Scenario(self.name, round(seconds, 3), complete, latency,
                         {k: round(v, 3) for k, v in extra.items()}, usage, self.start_wall, time.time())
 

@@ -135,6 +135,12 @@ class OperatorProcess:
                     out["queue_depth"] = sample.value
                 elif sample.name == "staticsite_api_writes_total":
                     out["writes"] += sample.value
+                elif sample.name == "staticsite_watch_events_total":
+                    # "events <kind>" and "queued <kind>": what woke the reconciles
+                    kind = sample.labels.get("kind", "")
+                    queued = [f"queued {kind}"] if sample.labels.get("queued") == "true" else []
+                    for key in [f"events {kind}", *queued]:
+                        out[key] = out.get(key, 0.0) + sample.value
         return out
 
     def stop(self, timeout: float = 30) -> float:

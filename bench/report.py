@@ -219,6 +219,17 @@ def markdown(results: dict[str, Any]) -> str:
         for name, sc in size.get("operator", {}).items():
             by = sc["requests"].get("by_verb_resource", {})
             lines.append(f"  - {name}: " + (", ".join(f"{k} ×{v}" for k, v in by.items()) or "none"))
+    lines += ["", "## What woke the reconciles", "",
+              "Watch events the operator received, by kind, and how many of them queued a reconcile "
+              "(the rest: re-listings, the echoes of its own writes, conditions that only moved in time). "
+              "The reconciles also count rechecks (a rollout's quiet window, git refs) and retries.", ""]
+    for n, size in sorted(results["sizes"].items(), key=lambda kv: int(kv[0])):
+        lines.append(f"- **N={n}**")
+        for name, sc in size.get("operator", {}).items():
+            extra = sc.get("extra", {})
+            kinds = sorted(k.removeprefix("events ") for k in extra if k.startswith("events "))
+            counts = ", ".join(f"{k} {extra.get(f'queued {k}', 0):.0f} of {extra[f'events {k}']:.0f}" for k in kinds)
+            lines.append(f"  - {name}: {counts or 'none'}; reconciles {extra.get('reconciles', 0):.0f}")
     return "\n".join(lines) + "\n"
 
 

@@ -52,6 +52,12 @@ def test_bench_runs_end_to_end(tmp_path: Path) -> None:
     assert size["operator"]["a_create"]["requests"]["writes"] > 0
     restart = size["operator"]["d_restart"]["requests"]["by_verb_resource"]
     assert any(key.startswith("list ") for key in restart), restart
+    # What woke the reconciles: each new site's own event queued one, and the echoes of the
+    # operator's writes (ConfigMap, Service, Deployment) came back without queueing any.
+    created = size["operator"]["a_create"]["extra"]
+    assert created["queued StaticSite"] >= 2 and created["events Deployment"] >= 2, created
+    assert created.get("queued ConfigMap", 0) < created["events ConfigMap"], created
+    assert "## What woke the reconciles" in (out / "results.md").read_text()
     # Every child a bench site wants (no gateway: an Ingress, not an HTTPRoute), for each site.
     spec = models.StaticSiteSpec.model_validate(sites.manifest("s", "ns", 1)["spec"])
     hosts = tuple(spec.domains)

@@ -94,8 +94,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         for key in keys:
             controller.enqueue(key)
 
-    informers = Informers(settings, kinds_watched, config.namespaces,
-                          observe=lambda kind, event, body: queue(cache.observe(kind, event, body)),
+    def observe(kind: kinds.Kind, event: str | None, body: dict[str, Any]) -> None:
+        keys = cache.observe(kind, event, body)
+        metrics.WATCH_EVENTS.labels(kind.kind, "true" if keys else "false").inc()
+        queue(keys)
+
+    informers = Informers(settings, kinds_watched, config.namespaces, observe=observe,
                           sweep=lambda kind, namespace, listed, version: queue(
                               cache.sweep(kind, namespace, listed, version)))
     memo.cache, memo.controller, memo.informers, memo.election = cache, controller, informers, election

@@ -12,6 +12,9 @@ RECONCILE_SECONDS = Histogram(
 )
 API_WRITES = Counter("staticsite_api_writes_total", "Write requests sent to the API server.", ["verb", "kind"])
 SITES = Gauge("staticsite_sites", "StaticSites by the status of their Ready condition.", ["ready"])
+WATCH_EVENTS = Counter("staticsite_watch_events_total", "Objects the watches brought, by kind, and whether they "
+                       "queued a reconcile (news) or not (a re-listing, our own write's echo, a timestamp).",
+                       ["kind", "queued"])
 QUEUE_DEPTH = Gauge("staticsite_workqueue_depth", "Sites waiting for or under reconcile.")
 
 
