@@ -76,12 +76,12 @@ def test_branches_are_shapes_of_their_own(template: str) -> None:
 
 
 def test_the_kept_shapes_are_bounded(template: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(templating, "_SKELETONS", {})
-    monkeypatch.setattr(templating, "_SKELETONS_MAX", 1)
+    monkeypatch.setattr(templating, "_SHAPES", {})
+    monkeypatch.setattr(templating, "_SHAPES_MAX", 1)
     base = {"name": "x", "labels": {}, "key": "k", "value": 1, "count": 2}
     render_yaml(template, base | {"extra": ""})
     assert render_yaml(template, base | {"extra": "e"})["extra"] == ["e", 2]  # parsed, not kept
-    assert len(templating._SKELETONS) == 1
+    assert len(templating._SHAPES) == 1
 
 
 def test_a_site_renders_as_its_text_loads(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -49,15 +49,15 @@ def to_json(value: Any) -> str:
 # it parsed the same text again and again: sites differ in their values, not their
 # shape. So inside render_yaml, `to_json` writes a numbered placeholder instead of the
 # value; the text then depends only on the template's branches, its parse (the
-# skeleton) is kept, and each render copies the skeleton with the values put back.
+# shape) is kept, and each render copies the shape with the values put back.
 # Values never pass through YAML at all, so no user text can be read as YAML syntax.
 _MARK = "\\ue000"  # a private-use character, escaped; our templates never write it
 _MARK_CHAR = "\ue000"
 _CAPTURED: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("captured", default=None)
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_SKELETONS: dict[str, Any] = {}
-_SKELETONS_MAX = 256  # a few shapes per template in practice; bounded whatever happens
-_SKELETONS_LOCK = threading.Lock()
+_SHAPES: dict[str, _Shape] = {}
+_SHAPES_MAX = 256  # a few shapes per template in practice; bounded whatever happens
+_SHAPES_LOCK = threading.Lock()
 _PLAIN = (str, int, float, bool, type(None))
 
 
@@ -66,13 +66,50 @@ def _value(value: Any) -> Any:
     return value if isinstance(value, _PLAIN) else json.loads(json.dumps(value, sort_keys=True))
 
 
-def _fill(node: Any, values: list[Any]) -> Any:
-    if isinstance(node, str):
-        return _value(values[int(node[1:])]) if node[:1] == _MARK_CHAR else node
-    if isinstance(node, dict):
-        return {_fill(k, values): _fill(v, values) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_fill(item, values) for item in node]
+Path = tuple[Any, ...]
+
+
+class _Shape:
+    """A parsed template, ready to copy: as JSON text (json.loads is the quickest deep copy
+    there is), and where its placeholders sit, values first, then keys, deepest first (a
+    key's path uses the keys above it as they were parsed)."""
+
+    def __init__(self, skeleton: Any) -> None:
+        self.text = json.dumps(skeleton)
+        self.values: list[tuple[Path, int]] = []
+        self.keys: list[tuple[Path, str, int]] = []
+        self._find(skeleton, ())
+        self.keys.sort(key=lambda slot: -len(slot[0]))
+
+    def _find(self, node: Any, path: Path) -> None:
+        if isinstance(node, dict):
+            for key, item in node.items():
+                if _is_mark(key):
+                    self.keys.append((path, key, int(key[1:])))
+                self._find(item, (*path, key))
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                self._find(item, (*path, i))
+        elif _is_mark(node):
+            self.values.append((path, int(node[1:])))
+
+    def fill(self, values: list[Any]) -> Any:
+        out = json.loads(self.text)
+        for path, i in self.values:
+            _at(out, path[:-1])[path[-1]] = _value(values[i])
+        for path, key, i in self.keys:
+            container = _at(out, path)
+            container[_value(values[i])] = container.pop(key)
+        return out
+
+
+def _is_mark(node: Any) -> bool:
+    return isinstance(node, str) and node[:1] == _MARK_CHAR
+
+
+def _at(node: Any, path: Path) -> Any:
+    for step in path:
+        node = node[step]
     return node
 
 
@@ -84,13 +121,13 @@ def render_yaml(template: str, context: dict[str, Any]) -> Any:
         text = ENV.get_template(template).render(context)
     finally:
         _CAPTURED.reset(token)
-    skeleton = _SKELETONS.get(text)
-    if skeleton is None:
-        skeleton = yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader (C or Python)
-        with _SKELETONS_LOCK:
-            if len(_SKELETONS) < _SKELETONS_MAX:
-                _SKELETONS[text] = skeleton
-    return _fill(skeleton, values)
+    shape = _SHAPES.get(text)
+    if shape is None:
+        shape = _Shape(yaml.load(text, Loader=_YAML_LOADER))  # noqa: S506 - a safe loader (C or Python)
+        with _SHAPES_LOCK:
+            if len(_SHAPES) < _SHAPES_MAX:
+                _SHAPES[text] = shape
+    return shape.fill(values)
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
