@@ -132,6 +132,9 @@ class Cluster:
     def wrote(self, obj: Obj) -> None:
         pass  # writes land in `objects` at once: the watch is never behind here
 
+    def writing_status(self, namespace: str, name: str, status: Obj) -> None:
+        pass
+
     def deleted(self, kind: str, namespace: str, name: str) -> None:
         pass
 

@@ -95,6 +95,29 @@ def test_our_own_write_coming_back_queues_nothing() -> None:
     assert cache.observe(kinds.STATICSITE, "MODIFIED", site("web", 12)) == {("ns", "web")}
 
 
+def test_an_echo_that_overtakes_the_response_is_still_known() -> None:
+    """The watch may bring our write back before the pass has the response."""
+    cache = cache_with(site("web", 10))
+    created = obj("Service", "web", 11) | {"metadata": obj("Service", "web", 11)["metadata"] | {
+        "managedFields": [{"manager": labels.FIELD_MANAGER, "operation": "Apply"}]}}
+    assert cache.observe(kinds.SERVICE, "ADDED", created) == set(), "created by us alone"
+    by_someone = obj("Ingress", "web", 12) | {"metadata": obj("Ingress", "web", 12)["metadata"] | {
+        "managedFields": [{"manager": "kubectl", "operation": "Apply"}]}}
+    assert cache.observe(kinds.INGRESS, "ADDED", by_someone) == {("ns", "web")}
+    assert cache.observe(kinds.CONFIGMAP, None, obj("ConfigMap", "web", 13) | {"metadata": created["metadata"] | {
+        "name": "web-cm"}}) == {("ns", "web")}, "a listing always queues"
+
+    status = {"observedGeneration": 1}
+    cache.writing_status("ns", "web", status)
+    assert cache.observe(kinds.STATICSITE, "MODIFIED", site("web", 14) | {"status": status}) == set()
+    assert cache.observe(kinds.STATICSITE, "MODIFIED", site("web", 15, ["new.example"]) | {"status": status}) == {
+        ("ns", "web")}, "the status we are writing, and a spec change: news"
+    assert cache.observe(kinds.STATICSITE, "MODIFIED", site("web", 16, ["new.example"]) | {
+        "status": {"observedGeneration": 0}}) == {("ns", "web")}, "someone else's status"
+    cache.wrote(site("web", 17, ["new.example"]) | {"status": status})
+    assert cache._status_pending == {}, "from the response on, the echo is known by its version"
+
+
 def test_a_child_whose_conditions_only_moved_in_time_queues_nothing() -> None:
     def deployment(rv: int, updated: str, available: int) -> dict[str, Any]:
         return obj("Deployment", "web", rv, spec={"replicas": 1}, status={

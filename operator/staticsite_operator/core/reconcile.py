@@ -167,6 +167,7 @@ class Reconciler:
             self._prune(site, rendered.wanted, changes, rolled_out=ready)
         wait = self._quiet_rollout(namespace, name, new)
         if wait is None and not status.same(previous, new):
+            self.view.writing_status(namespace, name, new)
             self.view.wrote(self.client.patch_status(namespace, name, new))
         self._post(site, events.transitions(previous, new, changes))
         retry = ALLOCATION_RETRY if sync_problem is not None and sync_problem.reason == c.ALLOCATION_FAILED else None

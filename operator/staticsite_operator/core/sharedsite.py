@@ -190,6 +190,7 @@ def _finish(r: Reconciler, site: Obj, previous: dict[str, Any] | None, new: dict
     meta = site["metadata"]
     wait = r._quiet_rollout(meta["namespace"], meta["name"], new)
     if wait is None and not status.same(previous, new):
+        r.view.writing_status(meta["namespace"], meta["name"], new)
         r.view.wrote(r.client.patch_status(meta["namespace"], meta["name"], new))
     r._post(site, events.transitions(previous, new, changes))
     ready = (status.condition(new, c.READY) or {}).get("status", "Unknown")

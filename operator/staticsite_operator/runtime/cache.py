@@ -87,6 +87,7 @@ class Cache:
         self._failures: dict[Key, dict[str, dict[str, Any]]] = {}  # a site -> pod -> failed fetch
         self._written: dict[ObjKey, Obj] = {}
         self._prints: dict[ObjKey, tuple[str, str]] = {}  # -> (resourceVersion, fingerprint), filled when asked
+        self._status_pending: dict[Key, Obj] = {}  # a site -> the status a pass is writing (writing_status)
         self._pools = PoolIndex()  # the shared tier: pools, their members and objects (runtime.poolindex)
 
     # --- fed by the reflectors (event loop) ------------------------------------------
@@ -106,10 +107,7 @@ class Cache:
             return set()  # a re-listing of what we have: nothing new
         snap = snapshot.snapshot(body)
         packed = json.dumps(snap, separators=(",", ":"))
-        # No news for the site: our own write coming back (the reconcile that wrote it saw
-        # it already), or a child whose only change is a condition's timestamp.
-        quiet = (mine is not None and str(mine["metadata"].get("resourceVersion")) == rv) or (
-            kind.kind not in (SITE, POOL) and known is not None and _same_but_timestamps(json.loads(known[1]), snap))
+        quiet = self._no_news(kind.kind, event, key, rv, body, snap, known, mine)
         with self._lock:
             self._objects[key] = (rv, packed)
             if mine is not None and self._written.get(key) is mine and _older(str(mine["metadata"].get(
@@ -126,6 +124,39 @@ class Cache:
             site = (meta.get("labels") or {}).get(lbl.INSTANCE_KEY)
             self._link(key, (namespace, site) if site else None)
             return {(namespace, site)} if site and not quiet else set()
+
+    def _no_news(self, kind: str, event: str | None, key: ObjKey, rv: str, body: Any, snap: Obj,
+                 known: tuple[str, str] | None, mine: Obj | None) -> bool:
+        """Whether an event tells the site's reconcile nothing it has not seen: its own write
+        coming back (the pass that wrote it has the response), or a change of nothing it reads.
+
+        The watch often brings a write back before the writing pass has recorded the
+        response, so an echo is also recognised by what it is: a child created by us alone
+        (the pass that created it has the response, or failed and is retried), or a site
+        whose only change is the status that a pass is writing.
+        """
+        if mine is not None and str(mine["metadata"].get("resourceVersion")) == rv:
+            return True
+        if kind == POOL or event is None:  # a listing is never an echo
+            return False
+        if kind == SITE:
+            with self._lock:
+                pending = self._status_pending.get(key[1:])
+            if pending is None or known is None or body.get("status") != pending:
+                return False
+            before, after = _untimed(json.loads(known[1])), _untimed(snap)
+            before.pop("status", None)
+            after.pop("status", None)
+            return bool(before == after)
+        if known is None:
+            managers = {entry.get("manager") for entry in (body.get("metadata") or {}).get("managedFields") or ()}
+            return event == "ADDED" and managers == {lbl.FIELD_MANAGER}
+        return _same_but_timestamps(json.loads(known[1]), snap)
+
+    def writing_status(self, namespace: str, name: str, status: Obj) -> None:
+        """A pass is about to store this status: its echo is not news (see _no_news)."""
+        with self._lock:
+            self._status_pending[namespace, name] = status
 
     def sweep(self, kind: kinds.Kind, namespace: str | None, listed: set[Key], version: int) -> set[Key]:
         """After a (re-)listing at `version`: drop what it no longer holds (deleted meanwhile).
@@ -160,6 +191,7 @@ class Cache:
             self._objects.pop(key, None)
             self._prints.pop(key, None)
             if kind == SITE:
+                self._status_pending.pop((namespace, name), None)
                 return ({(namespace, name)} | self._claim(namespace, name, {}, frozenset())
                         | self._pools.site(namespace, name, None))
             if kind == POOL:
@@ -230,6 +262,8 @@ class Cache:
         meta = snap["metadata"]
         with self._lock:
             self._written[snap["kind"], meta.get("namespace", ""), meta["name"]] = snap
+            if snap["kind"] == SITE:  # from now on its echo is known by its resourceVersion
+                self._status_pending.pop((meta.get("namespace", ""), meta["name"]), None)
 
     def deleted(self, kind: str, namespace: str, name: str) -> None:
         """We deleted it: it is gone, whatever the watch has not told yet."""
