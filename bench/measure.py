@@ -75,39 +75,32 @@ class Window:
         self.meter = Meter(op.pid if op else None, components)
         self.op = op
         self._metrics0 = (op.metrics() if op else None) or {}
-        self._reconciles_before = 0.0
-        self._before: dict[str, float] = {}  # watch events counted by the processes followed before `op`
-
-    def _reconciles(self) -> float:
-        return self._counted().get("reconciles", 0.0)
+        self._before: dict[str, float] = {}  # what the processes followed before `op` counted
 
     def _counted(self) -> dict[str, float]:
-        """The operator's counters since the window opened: reconciles and watch events by kind."""
+        """The operator's counters since the window opened, every process it followed
+        included: reconciles, and watch events by kind."""
         now = (self.op.metrics() if self.op else None) or {}
-        return {k: v - self._metrics0.get(k, 0.0) for k, v in now.items()
-                if k == "reconciles" or k.startswith(("events ", "queued "))}
+        counted = dict(self._before)
+        for key, value in now.items():
+            if key == "reconciles" or key.startswith(("events ", "queued ")):
+                counted[key] = counted.get(key, 0.0) + value - self._metrics0.get(key, 0.0)
+        return counted
 
     def follow(self, op: OperatorProcess | None) -> None:
         """The operator process changes (restart): account for the old one, then follow `op`."""
-        for key, value in self._counted().items():
-            if key != "reconciles":
-                self._before[key] = self._before.get(key, 0.0) + value
-        self._reconciles_before += self._reconciles()
+        self._before = self._counted()
         self.meter.switch(op.pid if op else None)
         self.op = op
         self._metrics0 = {}  # a new process counts from zero
 
     def close(self, seconds: float, *, complete: bool = True, latency: dict[str, Any] | None = None,
               **extra: float) -> Scenario:
-        reconciles = self._reconciles_before + self._reconciles()
-        events = dict(self._before)
-        for key, value in self._counted().items():
-            if key != "reconciles":
-                events[key] = events.get(key, 0.0) + value
+        counted = self._counted()
         usage = self.meter.stop()
-        if self.op is not None or self._reconciles_before:
-            extra["reconciles"] = reconciles
-            extra |= {k: v for k, v in sorted(events.items()) if v}
+        if self.op is not None or counted.get("reconciles"):
+            extra["reconciles"] = counted.get("reconciles", 0.0)
+            extra |= {k: v for k, v in sorted(counted.items()) if k != "reconciles" and v}
         return Scenario(self.name, round(seconds, 3), complete, latency,
                         {k: round(v, 3) for k, v in extra.items()}, usage, self.start_wall, time.time())
 
