@@ -50,10 +50,15 @@ def snapshot(body: Any) -> Obj:
 
 
 def resource_version(obj: Obj | None) -> int:
-    """etcd-backed resourceVersions are increasing integers (KEP-5504 makes that official)."""
+    return version_number((obj or {}).get("metadata", {}).get("resourceVersion", 0))
+
+
+def version_number(version: Any) -> int:
+    """etcd-backed resourceVersions are increasing integers (KEP-5504 makes that official);
+    anything else counts as 0."""
     try:
-        return int((obj or {}).get("metadata", {}).get("resourceVersion", 0))
-    except ValueError:
+        return int(version)
+    except (TypeError, ValueError):
         return 0
 
 

@@ -66,7 +66,7 @@ def _value(value: Any) -> Any:
     return value if isinstance(value, _PLAIN) else json.loads(json.dumps(value, sort_keys=True))
 
 
-Path = tuple[Any, ...]
+_Path = tuple[Any, ...]  # keys and indexes from a shape's root
 
 
 class _Shape:
@@ -76,12 +76,12 @@ class _Shape:
 
     def __init__(self, skeleton: Any) -> None:
         self.text = json.dumps(skeleton)
-        self.values: list[tuple[Path, int]] = []
-        self.keys: list[tuple[Path, str, int]] = []
+        self.values: list[tuple[_Path, int]] = []
+        self.keys: list[tuple[_Path, str, int]] = []
         self._find(skeleton, ())
         self.keys.sort(key=lambda slot: -len(slot[0]))
 
-    def _find(self, node: Any, path: Path) -> None:
+    def _find(self, node: Any, path: _Path) -> None:
         if isinstance(node, dict):
             for key, item in node.items():
                 if _is_mark(key):
@@ -107,7 +107,7 @@ def _is_mark(node: Any) -> bool:
     return isinstance(node, str) and node[:1] == _MARK_CHAR
 
 
-def _at(node: Any, path: Path) -> Any:
+def _at(node: Any, path: _Path) -> Any:
     for step in path:
         node = node[step]
     return node

@@ -38,14 +38,16 @@ POOL = kinds.STATICSITEPOOL.kind
 
 
 def pack(body: Any) -> str:
-    return json.dumps(snapshot.snapshot(body), separators=(",", ":"))
+    return _compact(snapshot.snapshot(body))
 
 
-def _older(version: str, than: int) -> bool:
-    try:
-        return int(version) <= than
-    except ValueError:
-        return True
+def _compact(snap: Obj) -> str:
+    return json.dumps(snap, separators=(",", ":"))
+
+
+def _caught_up(mine: Obj, version: str | None) -> bool:
+    """Whether the watch's copy (at `version`; None: none yet) is at least as new as our write."""
+    return version is not None and snapshot.resource_version(mine) <= snapshot.version_number(version)
 
 
 _TIMESTAMPS = ("lastUpdateTime", "lastTransitionTime", "lastProbeTime", "lastHeartbeatTime")
@@ -106,12 +108,11 @@ class Cache:
         if known is not None and known[0] == rv:
             return set()  # a re-listing of what we have: nothing new
         snap = snapshot.snapshot(body)
-        packed = json.dumps(snap, separators=(",", ":"))
+        packed = _compact(snap)
         quiet = self._no_news(kind.kind, event, key, rv, body, snap, known, mine)
         with self._lock:
             self._objects[key] = (rv, packed)
-            if mine is not None and self._written.get(key) is mine and _older(str(mine["metadata"].get(
-                    "resourceVersion", "")), int(rv) if rv.isdigit() else 0):
+            if mine is not None and self._written.get(key) is mine and _caught_up(mine, rv):
                 del self._written[key]  # the watch has caught up with our write
             if kind.kind == SITE:
                 others = self._claim(namespace, name, meta, claimed_domains(body)) | self._pools.site(
@@ -171,7 +172,7 @@ class Cache:
             else:
                 gone = [key for key, (rv, _) in self._objects.items() if key[0] == kind.kind
                         and (namespace is None or key[1] == namespace) and (key[1], key[2]) not in listed
-                        and _older(rv, version)]
+                        and snapshot.version_number(rv) <= version]
         affected: set[Key] = set()
         for k, ns, name in gone:
             affected |= self.remove(k, ns, name)
@@ -273,14 +274,13 @@ class Cache:
         with self._lock:
             mine = self._written.get(key)
             known = self._objects.get(key)
-        indexed: Obj | None = json.loads(known[1]) if known is not None else None
-        if mine is not None and indexed is not None and \
-                snapshot.resource_version(indexed) >= snapshot.resource_version(mine):
+        if mine is not None:
+            if not _caught_up(mine, known[0] if known else None):
+                return mine
             with self._lock:
                 if self._written.get(key) is mine:
                     del self._written[key]  # the watch has caught up
-            return indexed
-        return mine if mine is not None else indexed
+        return json.loads(known[1]) if known is not None else None
 
     # --- the View (worker threads) -------------------------------------------------------
     def site(self, namespace: str, name: str) -> Obj | None:
@@ -312,8 +312,7 @@ class Cache:
         for key in self._child_keys(namespace, site):
             with self._lock:
                 mine, known, kept = self._written.get(key), self._objects.get(key), self._prints.get(key)
-            if mine is not None and (known is None or not _older(
-                    str(mine["metadata"].get("resourceVersion", "")), int(known[0]) if known[0].isdigit() else 0)):
+            if mine is not None and not _caught_up(mine, known[0] if known else None):
                 out[key[0], key[2]] = snapshot.fingerprint(mine)  # our write, newer than the watch's copy
             elif known is not None:
                 if kept is None or kept[0] != known[0]:

@@ -32,7 +32,7 @@ from kopf._cogs.clients.fetching import fetch_objs
 from kopf._cogs.clients.watching import watch_objs
 from kopf._cogs.structs.references import NamespaceName, Resource
 
-from ..core import kinds
+from ..core import kinds, snapshot
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class Reflector:
                     meta = listed_body.get("metadata") or {}
                     listed.add((meta.get("namespace", ""), meta.get("name", "")))
                     self._observe(self.kind, None, listed_body)
-            self._sweep(self.kind, self.namespace, listed, _int(version))
+            self._sweep(self.kind, self.namespace, listed, snapshot.version_number(version))
             self.failures = 0
             self.listed.set()
             # Watch from the listing on; a dropped connection resumes where it was, and only
@@ -112,13 +112,6 @@ class Reflector:
                 if gone:
                     log.debug("re-listing %r: its watch expired", self)
                     break
-
-
-def _int(version: str) -> int:
-    try:
-        return int(version)
-    except ValueError:
-        return 0
 
 
 class Informers:
