@@ -97,8 +97,10 @@ build_kubernetes() {
     "${stale[@]/#/k8s.io/kubernetes/cmd/}")
   local v
   for b in "${stale[@]}"; do
-    [[ $b == kubectl ]] && v=$("$TOOLS_BIN/$b" version --client | head -1) || v=$("$TOOLS_BIN/$b" --version)
-    [[ "$v" == *"$k8s" ]] || die "$b reports '$v', expected $k8s (version ldflags wrong?)"
+    # Not `version --client | head -1`: under pipefail, head closing the pipe first made
+    # kubectl die of SIGPIPE now and then, failing a cold build.
+    if [[ $b == kubectl ]]; then v=$("$TOOLS_BIN/$b" version --client); else v=$("$TOOLS_BIN/$b" --version); fi
+    [[ "$v" == *"Version: $k8s"* || "$v" == *" $k8s" ]] || die "$b reports '$v', expected $k8s (version ldflags wrong?)"
     stamp "$b" "$k8s"
   done
   log "kubernetes $k8s: done (${stale[*]})"
