@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import kubernetes
 import pytest
+import urllib3
 
 from staticsite_operator.clients.kube import Kube
 from staticsite_operator.runtime.leader import Fence, NotLeader
@@ -27,15 +28,20 @@ CONFIGMAP = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "site
 
 
 class Recorder(http.server.BaseHTTPRequestHandler):
+    """Answers every request with `reply` (and `status`); records what came (tests.unit.test_kube_client
+    reads the whole requests)."""
+
     seen: ClassVar[list[str]] = []
-    reply: ClassVar[dict[str, Any]] = {"kind": "Whatever", "metadata": {"name": "x"}}
+    requests: ClassVar[list[tuple[str, str, dict[str, str], bytes]]] = []  # method, path?query, headers, body
+    reply: ClassVar[Any] = {"kind": "Whatever", "metadata": {"name": "x"}}
+    status: ClassVar[int] = 200
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
+        Recorder.requests.append((self.command, self.path, dict(self.headers), self.rfile.read(length)))
         Recorder.seen.append(f"{self.command} {self.path.split('?')[0]}")
-        body = json.dumps(Recorder.reply).encode()
-        self.send_response(200)
+        body = Recorder.reply if isinstance(Recorder.reply, bytes) else json.dumps(Recorder.reply).encode()
+        self.send_response(Recorder.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -47,9 +53,9 @@ class Recorder(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def server() -> Iterator[str]:
-    Recorder.seen = []
+def recording_server() -> Iterator[str]:
+    """A Recorder on 127.0.0.1, its base URL, for the while of a test."""
+    Recorder.seen, Recorder.requests, Recorder.status = [], [], 200
     Recorder.reply = {"kind": "Whatever", "metadata": {"name": "x"}}
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -57,6 +63,11 @@ def server() -> Iterator[str]:
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
     httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    yield from recording_server()
 
 
 def client(host: str, fence: Callable[[], float] | None) -> Kube:
@@ -95,13 +106,13 @@ def test_an_open_fence_lets_every_write_through_with_a_timeout_inside_it(server:
     fence.extend(time.monotonic() + 20)  # open for 20 s: no write may wait longer than that
     kube = client(server, fence.check)
     timeouts: list[float] = []
-    call_api = kube.api.call_api
+    urlopen = kube._http.urlopen
 
-    def recording(*args: Any, _request_timeout: float, **kwargs: Any) -> Any:
-        timeouts.append(_request_timeout)
-        return call_api(*args, _request_timeout=_request_timeout, **kwargs)
+    def recording(*args: Any, timeout: urllib3.Timeout, **kwargs: Any) -> Any:
+        timeouts.append(timeout.total)
+        return urlopen(*args, timeout=timeout, **kwargs)
 
-    monkeypatch.setattr(kube.api, "call_api", recording)
+    monkeypatch.setattr(kube._http, "urlopen", recording)
     for write in sorted(WRITES):
         WRITES[write](kube)
     assert len(Recorder.seen) == len(WRITES)

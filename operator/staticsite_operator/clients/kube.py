@@ -1,10 +1,14 @@
 """The only module that talks to the Kubernetes API (kopf aside, which runs the watches).
 
-Calls go through the official client's ApiClient with raw JSON in and out: we never
-need the generated model classes, and skipping their (de)serialisation is most of
-the CPU an operator like this spends. Writes are server-side apply with one field
-manager, status merge-patches, deletes with a UID precondition, and Events.
-Every write is counted, so tests and the benchmark can check that idle means silent.
+The official client loads the configuration (in-cluster or kubeconfig) and builds the
+TLS connection pool; requests then go straight to that pool with raw JSON in and out.
+We never need the generated model classes, and skipping their (de)serialisation is most
+of the CPU an operator like this spends. Nor its per-call layers: `param_serialize`,
+`call_api` and the PoolManager cost about a third of each request's CPU, and the auth
+refresh a kubeconfig asks for re-read it on every call (profile in bench/README.md).
+Writes are server-side apply with one field manager, status merge-patches, deletes with
+a UID precondition, and Events. Every write is counted, so tests and the benchmark can
+check that idle means silent.
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ import datetime
 import json
 import os
 import threading
+import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import kubernetes
 import urllib3
-from kubernetes.client.exceptions import ApiException
 
 from .. import __version__
 from ..api import models
@@ -29,6 +34,10 @@ from ..core.ports import ApiError
 __all__ = ["ApiError", "Kube", "WriteCounter"]
 
 USER_AGENT = f"staticsite-operator/{__version__}"
+# How long an Authorization header is reused before the client's own refresh hook is asked
+# again. In a pod the client re-reads the projected token once a minute, and the kubelet
+# rotates it long before it expires, so a few seconds of reuse never sends a stale one.
+AUTH_REUSE = 5.0
 
 
 class WriteCounter:
@@ -56,14 +65,23 @@ class WriteCounter:
 
 
 class Kube:
-    """A thin, typed wrapper over ApiClient.call_api for the handful of calls we make."""
+    """A thin, typed client for the handful of calls we make, on the official client's
+    configuration and connection pool."""
 
     def __init__(self, api_client: kubernetes.client.ApiClient,
                  on_write: Callable[[str, str], None] | None = None, *,
                  identity: str = "", fence: Callable[[], float] | None = None) -> None:
         self.api = api_client
+        self._config: kubernetes.client.Configuration = api_client.configuration
+        host = self._config.host.rstrip("/")
+        # One host, one pool: asked for once (a PoolManager lookup per call is a URL parse).
+        self._http = api_client.rest_client.pool_manager.connection_from_url(host)
+        self._prefix = urllib.parse.urlsplit(host).path  # an API server behind a path prefix
         # The identity (a replica's) tells writers apart in the API server's audit log.
-        self.api.user_agent = f"{USER_AGENT} ({identity})" if identity else USER_AGENT
+        self._user_agent = f"{USER_AGENT} ({identity})" if identity else USER_AGENT
+        self._auth: tuple[float, dict[str, str]] = (0.0, {})
+        self._auth_lock = threading.Lock()
+        self._timeouts: dict[float | tuple[float, float], urllib3.Timeout] = {}
         self.writes = WriteCounter(on_write)
         # Called before every write: raises when this replica may not write, else the seconds it may
         # still write for (runtime.leader). None: always allowed.
@@ -90,25 +108,49 @@ class Kube:
         return self._call(method, path, body=body, query=query, content_type=content_type, timeout=timeout,
                           fenced=False)
 
+    def _headers(self, content_type: str | None) -> dict[str, str]:
+        now = time.monotonic()
+        until, auth = self._auth
+        if now >= until:
+            with self._auth_lock:
+                # The client's hook refreshes the token (a pod's, an exec plugin's) when due.
+                token = self._config.auth_settings().get("BearerToken", {}).get("value")
+                auth = {"Authorization": token} if token else {}
+                self._auth = (now + AUTH_REUSE, auth)
+        headers = {"Accept": "application/json", "User-Agent": self._user_agent, **auth}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        return headers
+
+    def _timeout(self, timeout: float | tuple[float, float]) -> urllib3.Timeout:
+        found = self._timeouts.get(timeout)
+        if found is None:
+            found = urllib3.Timeout(connect=timeout[0], read=timeout[1]) if isinstance(timeout, tuple) else \
+                urllib3.Timeout(total=timeout)
+            if len(self._timeouts) < 64:  # the fence makes write timeouts vary: keep only the usual ones
+                self._timeouts[timeout] = found
+        return found
+
+    def _send(self, method: str, path: str, query: list[tuple[str, str]] | None, body: Any,
+              content_type: str | None, timeout: float | tuple[float, float],
+              stream: bool = False) -> urllib3.BaseHTTPResponse:
+        url = self._prefix + path + ("?" + urllib.parse.urlencode(query) if query else "")
+        # JSON is valid YAML, so an apply's body is JSON too.
+        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        try:
+            return self._http.urlopen(method, url, body=data, headers=self._headers(content_type),
+                                      timeout=self._timeout(timeout), preload_content=not stream,
+                                      redirect=False)
+        except urllib3.exceptions.HTTPError as exc:  # refused, reset, timed out: transient
+            raise ApiError(0, type(exc).__name__, str(exc)) from None
+
     def _call(self, method: str, path: str, *, body: Any = None, query: list[tuple[str, str]] | None = None,
               content_type: str = "application/json", timeout: float = 30,
               fenced: bool = True) -> dict[str, Any] | None:
         if fenced and self.fence is not None and method != "GET":
             timeout = min(timeout, self.fence())  # and a write never outwaits the lease it was sent under
-        # The client JSON-encodes the body for both JSON and structured-YAML (apply) content
-        # types; only json-patch+json would be rewritten, and we never send that.
-        _, url, headers, _, _ = self.api.param_serialize(
-            method, path, query_params=query or [],
-            header_params={"Content-Type": content_type, "Accept": "application/json"},
-            auth_settings=["BearerToken"],
-        )
-        try:
-            resp = self.api.call_api(method, url, header_params=headers, body=body, _request_timeout=timeout)
-            data = resp.read()
-        except ApiException as exc:  # connection-level failures
-            raise ApiError(exc.status or 0, exc.reason or "ConnectionError", str(exc)) from None
-        except urllib3.exceptions.HTTPError as exc:  # a timeout or reset while reading the body: transient too
-            raise ApiError(0, type(exc).__name__, str(exc)) from None
+        resp = self._send(method, path, query, body, content_type if body is not None else None, timeout)
+        data = resp.data
         if not 200 <= resp.status < 300:
             try:
                 detail = json.loads(data or b"{}")
@@ -124,25 +166,22 @@ class Kube:
 
     def watch(self, path: str, query: list[tuple[str, str]], timeout: int) -> Iterator[dict[str, Any]]:
         """The events of a watch (`?watch=1` added), as they arrive, until the server ends it."""
-        _, url, headers, _, _ = self.api.param_serialize(
-            "GET", path, query_params=[*query, ("watch", "1"), ("timeoutSeconds", str(timeout))],
-            header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+        resp = self._send("GET", path, [*query, ("watch", "1"), ("timeoutSeconds", str(timeout))], None, None,
+                          (10, timeout + 30), stream=True)
         try:
-            resp = self.api.call_api("GET", url, header_params=headers, _request_timeout=(10, timeout + 30))
-        except ApiException as exc:
-            raise ApiError(exc.status or 0, exc.reason or "ConnectionError", str(exc)) from None
-        if resp.status != 200:
-            raise ApiError(resp.status, resp.reason or "", (resp.read() or b"").decode(errors="replace")[:500])
-        try:
+            if resp.status != 200:
+                raise ApiError(resp.status, resp.reason or "", (resp.read() or b"").decode(errors="replace")[:500])
             buffer = b""
-            for chunk in resp.response.stream(65536):
+            for chunk in resp.stream(65536):
                 buffer += chunk
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
                     if line.strip():
                         yield json.loads(line)
+        except urllib3.exceptions.HTTPError as exc:  # the stream broke: transient
+            raise ApiError(0, type(exc).__name__, str(exc)) from None
         finally:
-            resp.response.release_conn()
+            resp.release_conn()
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
