@@ -436,3 +436,33 @@ def test_a_pass_that_changes_nothing_does_not_render(monkeypatch: pytest.MonkeyP
     cluster.put(site(generation=2, content={"inline": {"files": [{"path": "index.html", "content": "v2"}]}}))
     reconcile.reconcile("ns", "web")
     assert len(renders) == 3
+
+
+def test_a_spec_is_validated_once_while_it_stays_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A changed spec (a new generation) or a recreated site (a new uid) is validated again,
+    and a spec that failed keeps failing without being re-validated."""
+    parses: list[str] = []
+    real = models.StaticSiteSpec.model_validate
+
+    def counting(data: Any) -> models.StaticSiteSpec:
+        parses.append("parse")
+        return real(data)
+
+    monkeypatch.setattr(models.StaticSiteSpec, "model_validate", counting)
+    cluster = Cluster()
+    cluster.put(site())
+    reconcile = reconciler(cluster)
+    for _ in range(3):
+        reconcile.reconcile("ns", "web")
+    assert len(parses) == 1
+    content = site()["spec"]["content"]
+    cluster.put(site(generation=2, replicas=2, content=content))
+    reconcile.reconcile("ns", "web")
+    assert len(parses) == 2 and cluster.objects["Deployment", "ns", "web"]["spec"]["replicas"] == 2
+    cluster.put(site(uid="site-uid-2", generation=2, replicas=2, content=content))
+    reconcile.reconcile("ns", "web")
+    assert len(parses) == 3
+    cluster.put(site(uid="site-uid-2", generation=3, replicas="many", content=content))
+    for _ in range(2):
+        reconcile.reconcile("ns", "web")
+    assert len(parses) == 4 and cluster.condition(c.DEGRADED)["reason"] == c.INVALID_SPEC
