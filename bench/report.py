@@ -221,7 +221,8 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(f"  - {name}: " + (", ".join(f"{k} ×{v}" for k, v in by.items()) or "none"))
     lines += ["", "## What woke the reconciles", "",
               "Watch events the operator received, by kind, and how many of them queued a reconcile "
-              "(the rest: re-listings, the echoes of its own writes, conditions that only moved in time). "
+              "(the rest: re-listings, the echoes of its own writes, conditions that only moved in time, "
+              "a rollout's counts moving without changing what the site's status says). "
               "The reconciles also count rechecks (a rollout's quiet window, git refs) and retries.", ""]
     for n, size in sorted(results["sizes"].items(), key=lambda kv: int(kv[0])):
         lines.append(f"- **N={n}**")

@@ -121,7 +121,7 @@ def test_an_echo_that_overtakes_the_response_is_still_known() -> None:
 def test_a_child_whose_conditions_only_moved_in_time_queues_nothing() -> None:
     def deployment(rv: int, updated: str, available: int) -> dict[str, Any]:
         return obj("Deployment", "web", rv, spec={"replicas": 1}, status={
-            "availableReplicas": available,
+            "updatedReplicas": 1, "replicas": 1, "availableReplicas": available,
             "conditions": [{"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
                             "lastUpdateTime": updated, "lastTransitionTime": "2026-01-01T00:00:00Z"}]})
 
@@ -129,7 +129,35 @@ def test_a_child_whose_conditions_only_moved_in_time_queues_nothing() -> None:
     assert cache.observe(kinds.DEPLOYMENT, "MODIFIED", deployment(2, "2026-01-01T00:00:02Z", 0)) == set()
     assert cache.child("Deployment", "ns", "web", "web")["metadata"]["resourceVersion"] == "2", "still kept"
     assert cache.observe(kinds.DEPLOYMENT, "MODIFIED", deployment(3, "2026-01-01T00:00:03Z", 1)) == {
-        ("ns", "web")}, "a count that moved is news"
+        ("ns", "web")}, "a count that made it Ready is news"
+
+
+def test_a_rollouts_counts_queue_a_pass_only_when_they_can_change_the_site() -> None:
+    """A rolling update of 2 replicas (surge 1), as the Deployment controller reports it:
+    only the steps that change what the site's status says (status.rollout_signal) are news."""
+    def deployment(rv: int, generation: int = 2, image: str = "v2", **counts: int) -> dict[str, Any]:
+        st = {"observedGeneration": 2, "updatedReplicas": 0, "availableReplicas": 2, "replicas": 2, **counts}
+        return obj("Deployment", "web", rv, spec={"replicas": 2, "template": {"image": image}},
+                   status=st) | {"metadata": {**obj("Deployment", "web", rv)["metadata"], "generation": generation}}
+
+    cache = cache_with(deployment(1, observedGeneration=1))  # our apply's echo: the new spec, not yet seen
+    steps = [  # (counts, queued?)
+        ({}, False),                                                 # seen: still rolling out
+        ({"updatedReplicas": 1, "replicas": 3}, False),              # a surge pod
+        ({"updatedReplicas": 1, "replicas": 3, "availableReplicas": 3}, False),
+        ({"updatedReplicas": 2, "replicas": 3, "availableReplicas": 3}, True),  # every replica updated
+        ({"updatedReplicas": 2, "replicas": 2, "availableReplicas": 2}, True),  # Ready
+        ({"updatedReplicas": 2, "replicas": 2, "availableReplicas": 2, "readyReplicas": 2}, False),
+    ]
+    for rv, (counts, news) in enumerate(steps, start=2):
+        queued = cache.observe(kinds.DEPLOYMENT, "MODIFIED", deployment(rv, **counts))
+        assert queued == ({("ns", "web")} if news else set()), (rv, counts)
+    assert cache.child("Deployment", "ns", "web", "web")["metadata"]["resourceVersion"] == "7", "all kept"
+    ready = {"updatedReplicas": 2, "availableReplicas": 2, "readyReplicas": 2}
+    assert cache.observe(kinds.DEPLOYMENT, "MODIFIED", deployment(8, image="evil", **ready)) == {("ns", "web")}, \
+        "a spec edited by someone else is news"
+    stalled = {**ready, "availableReplicas": 1}
+    assert cache.observe(kinds.DEPLOYMENT, "MODIFIED", deployment(9, image="evil", **stalled)) == {("ns", "web")}
 
 
 def test_our_newer_write_wins_until_the_watch_catches_up() -> None:

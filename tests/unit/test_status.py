@@ -91,3 +91,31 @@ def test_url_prefers_the_first_domain_and_tls() -> None:
         "content": {"inline": {"files": [{"path": "i", "content": "x"}]}},
         "domains": ["a.example.com"], "ingress": {"tls": {"secretName": "t"}}})
     assert status.compute(observed(deployment(), spec=spec), None)["url"] == "https://a.example.com"
+
+
+def test_deployments_with_the_same_rollout_signal_give_the_same_site_status() -> None:
+    """The cache queues no pass for a Deployment event that keeps its spec and its
+    rollout_signal (runtime.cache). Sound only if no such pass could write: for every
+    status a 2-replica Deployment can report (generation seen or not, each count below,
+    at or above 2, a stalled rollout or not), with the current template or an old one,
+    equal signals must give statuses that `same` finds equal, and the same answer to
+    "rolled out" for a move back from a pool."""
+    import itertools
+
+    from staticsite_operator.core import sharedsite
+
+    stalled = [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "slow"}]
+    by_signal: dict[tuple[Any, ...], list[tuple[dict[str, Any], bool]]] = {}
+    for checksum, observed_gen, updated, available, total, stuck in itertools.product(
+            ("sum", "old"), (1, 2), range(4), range(4), range(4), (False, True)):
+        dep = deployment(checksum=checksum, generation=2, observed=observed_gen, updated=updated,
+                         available=available, total=total, conditions=stalled if stuck else None)
+        dep["spec"]["replicas"] = 2
+        site_status = status.compute(observed(dep), None)
+        rolled_out = sharedsite._rolled_out(dep, "sum", 2)
+        by_signal.setdefault((checksum, *status.rollout_signal(dep)), []).append((site_status, rolled_out))
+    assert len(by_signal) > 8, "the signal tells rollouts apart"
+    for group in by_signal.values():
+        first, first_rolled_out = group[0]
+        for other, rolled_out in group[1:]:
+            assert status.same(first, other) and rolled_out == first_rolled_out

@@ -52,9 +52,12 @@ def _rollout(obs: Observed) -> tuple[bool, str, str]:
     want = obs.spec.replicas if obs.spec else 0
     if dep is None:
         return False, c.WAITING_FOR_REPLICAS, "Deployment not created yet"
-    st = dep.get("status") or {}
     annotations = dep["spec"]["template"]["metadata"].get("annotations") or {}
-    current_template = annotations.get(lbl.CHECKSUM_ANNOTATION) == obs.checksum
+    return _progress(dep, want, annotations.get(lbl.CHECKSUM_ANNOTATION) == obs.checksum)
+
+
+def _progress(dep: dict[str, Any], want: int, current_template: bool) -> tuple[bool, str, str]:
+    st = dep.get("status") or {}
     seen = st.get("observedGeneration", 0) >= dep["metadata"].get("generation", 0)
     updated, available, total = (st.get(k, 0) for k in ("updatedReplicas", "availableReplicas", "replicas"))
     if current_template and seen and updated == want and available == want and total == want:
@@ -64,6 +67,25 @@ def _rollout(obs: Observed) -> tuple[bool, str, str]:
     if not current_template or not seen or updated < want or total > want:
         return False, c.ROLLING_OUT, f"rolling out: {updated}/{want} updated, {available} available"
     return False, c.WAITING_FOR_REPLICAS, f"{available}/{want} replicas available"
+
+
+def rollout_signal(dep: dict[str, Any]) -> tuple[Any, ...]:
+    """What of a Deployment's status can change its site's reconcile, for a given spec.
+
+    The site's Ready and its reason (`_rollout`, taking the Deployment's own replicas as
+    wanted and its template as current: when it is not, the site is "rolling out"
+    whatever the status says), a stalled rollout, and whether every wanted replica is
+    updated and available (a move back from a pool waits for that, sharedsite). During
+    a rollout most status changes are counts moving on the same side of these lines:
+    they change only a progress message, which is never worth a write (`same`), so the
+    cache queues no pass for them.
+    """
+    want = int((dep.get("spec") or {}).get("replicas", 1))
+    ready, reason, _ = _progress(dep, want, True)
+    st = dep.get("status") or {}
+    deployed = (st.get("observedGeneration", 0) >= dep["metadata"].get("generation", 0)
+                and st.get("updatedReplicas", 0) >= want and st.get("availableReplicas", 0) >= want)
+    return ready, reason, deployed, _deadline_exceeded(dep)
 
 
 def _deadline_exceeded(dep: dict[str, Any] | None) -> str | None:

@@ -22,18 +22,18 @@ import json
 import threading
 from typing import Any
 
-from ..core import kinds, snapshot
+from ..core import kinds, snapshot, status
 from ..core import labels as lbl
 from ..core import pool as pool_labels
 from ..core.domains import Claim
 from ..core.ports import Obj
-from ..core.status import fetch_failure
 from .poolindex import PoolIndex, pool_key
 
 Key = tuple[str, str]          # namespace, name
 ObjKey = tuple[str, str, str]  # kind, namespace, name
 SITE = kinds.STATICSITE.kind
 POD = kinds.POD.kind
+DEPLOYMENT = kinds.DEPLOYMENT.kind
 POOL = kinds.STATICSITEPOOL.kind
 
 
@@ -67,6 +67,14 @@ def _same_but_timestamps(before: Any, after: Any) -> bool:
     """Only a condition's timestamps (or nothing) changed: the controllers that own a child
     touch its conditions' times while nothing the reconcile reads moves."""
     return bool(_untimed(before) == _untimed(after))
+
+
+def _same_rollout(before: Any, after: Any) -> bool:
+    """A Deployment whose spec and metadata stayed, and whose status moved only within what
+    decides nothing for its site (status.rollout_signal): a rollout's counts, mostly."""
+    if status.rollout_signal(before) != status.rollout_signal(after):
+        return False
+    return bool({**_untimed(before), "status": None} == {**_untimed(after), "status": None})
 
 
 def claimed_domains(body: Any) -> frozenset[str]:
@@ -152,7 +160,8 @@ class Cache:
         if known is None:
             managers = {entry.get("manager") for entry in (body.get("metadata") or {}).get("managedFields") or ()}
             return event == "ADDED" and managers == {lbl.FIELD_MANAGER}
-        return _same_but_timestamps(json.loads(known[1]), snap)
+        before = json.loads(known[1])
+        return _same_rollout(before, snap) if kind == DEPLOYMENT else _same_but_timestamps(before, snap)
 
     def writing_status(self, namespace: str, name: str, status: Obj) -> None:
         """A pass is about to store this status: its echo is not news (see _no_news)."""
@@ -240,7 +249,7 @@ class Cache:
         site = (meta.get("labels") or {}).get(lbl.INSTANCE_KEY)
         if not site:
             return set()
-        failure = fetch_failure(body.get("status") or {})
+        failure = status.fetch_failure(body.get("status") or {})
         with self._lock:
             pods = self._failures.get((namespace, site), {})
             entry = None if failure is None else {
