@@ -38,14 +38,18 @@ class BenchCluster:
     name: str
     nodes: int
     kubeconfig: Path
+    # The controller-manager's client rate limit, when the cluster is created (hack/cluster.sh
+    # KCM_API_QPS); None: its default of 20/s.
+    kcm_qps: int | None = None
 
     @classmethod
-    def named(cls, name: str, nodes: int) -> BenchCluster:
-        return cls(name, nodes, cache_dir() / f"kubeconfig-{name}")
+    def named(cls, name: str, nodes: int, kcm_qps: int | None = None) -> BenchCluster:
+        return cls(name, nodes, cache_dir() / f"kubeconfig-{name}", kcm_qps)
 
     # --- hack/cluster.sh ---------------------------------------------------------------
     def _sh(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-        env = dict(os.environ, CLUSTER_NAME=self.name, KUBECONFIG_PATH=str(self.kubeconfig), NODES=str(self.nodes))
+        env = dict(os.environ, CLUSTER_NAME=self.name, KUBECONFIG_PATH=str(self.kubeconfig), NODES=str(self.nodes),
+                   KCM_API_QPS=str(self.kcm_qps or ""))
         return subprocess.run([str(CLUSTER_SH), *args], env=env, text=True, capture_output=True,
                               timeout=timeout, check=False)
 
