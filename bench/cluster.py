@@ -13,6 +13,7 @@ import functools
 import json
 import os
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,18 @@ class BenchCluster:
         out.chmod(0o600)
         return out
 
-    def delete_namespace(self, name: str) -> None:
-        """Delete a namespace without waiting: scenario e has already emptied it of our objects."""
+    def delete_namespace(self, name: str, wait: float = 0.0) -> None:
+        """Delete a namespace; wait up to `wait` seconds until it is gone (kubectl reports progress
+        by failing its wait: it is retried). Without waiting, scenario e has already emptied it;
+        after the scale run it holds 10,000 sites, whose garbage collection must not run
+        under the floor's clock."""
         self.kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=false")
+        deadline = time.monotonic() + wait
+        while wait and time.monotonic() < deadline:
+            left = max(1.0, deadline - time.monotonic())
+            done = self.kubectl("wait", "--for=delete", f"namespace/{name}", f"--timeout={min(60, int(left))}s",
+                                check=False, timeout=min(60, left) + 30)
+            if "deleted" in done or not self.kubectl("get", "namespace", name, "--ignore-not-found", check=False):
+                return
+        if wait:
+            raise RuntimeError(f"namespace {name} still exists after {wait:.0f}s")

@@ -46,7 +46,7 @@ def _get(sc: dict[str, Any] | None, *path: str) -> Any:
         if not isinstance(cur, dict) or key not in cur:
             return math.nan
         cur = cur[key]
-    return cur
+    return math.nan if cur is None else cur  # results.json stores a missing figure as null
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -55,6 +55,16 @@ def _fmt(value: Any, digits: int = 1) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
+
+
+def _verdict(met: bool | None) -> str:
+    return "not measured" if met is None else "yes" if met else "**no**"
+
+
+def _times(value: Any) -> str:
+    """A ratio's cell: "1.04x", or "n/a" when it was not measured."""
+    text = _fmt(value, 2)
+    return text if text == "n/a" else f"{text}x"
 
 
 def _ratio(a: float, b: float) -> float:
@@ -109,18 +119,18 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                  per_site <= (6 if not ingress else 7)))
     if replicas and 1000 in sizes:
         size = results["sizes"]["1000"]
-        ratio = size.get("ratio_a", math.nan)
+        ratio = _get(size, "ratio_a")
         share = _own_share(op(1000, "a_create"), size.get("floor", {}).get("a_create"))
         peak = max((_get(sc, "usage", "operator_peak_rss_mib") for sc in size.get("operator", {}).values()),
                    default=math.nan)
         cpu_create = _get(op(1000, "a_create"), "usage", "operator_cpu_s")
         cpu_update = _get(op(1000, "b_update"), "usage", "operator_cpu_s")
         rows += [
-            (f"1000 sites Ready within {FLOOR_FACTOR:g}x the floor", f"<= {FLOOR_FACTOR:g}x", f"{_fmt(ratio, 2)}x",
+            (f"1000 sites Ready within {FLOOR_FACTOR:g}x the floor", f"<= {FLOOR_FACTOR:g}x", _times(ratio),
              ratio <= FLOOR_FACTOR),
             ("peak RSS over the whole run at 1000 sites, restart included", "<= 120 MiB", f"{_fmt(peak)} MiB",
              peak <= 120),
-            ("the operator's last child write / the floor's, 1000 new sites", "<= 1.3x", f"{_fmt(share, 2)}x",
+            ("the operator's last child write / the floor's, 1000 new sites", "<= 1.3x", _times(share),
              share <= 1.3),
             ("operator CPU to create / to update 1000 sites", "<= 20 s / <= 30 s",
              f"{_fmt(cpu_create)} s / {_fmt(cpu_update)} s", cpu_create <= 20 and cpu_update <= 30),
@@ -131,16 +141,17 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                    default=math.nan)
         restart_s = _get(op(10000, "d_restart"), "seconds")
         restart_w = _get(op(10000, "d_restart"), "requests", "writes")
-        ratio = size.get("ratio_a", math.nan)
+        ratio = _get(size, "ratio_a")
         rows += [
             ("peak RSS at 10,000 sites (replicas 0), restart included", "<= 400 MiB", f"{_fmt(peak)} MiB",
              peak <= 400),
             ("restart over 10,000 converged sites: every site checked, and its writes", "<= 60 s, 0 writes",
              f"{_fmt(restart_s)} s, {_fmt(restart_w)} writes", restart_s <= 60 and restart_w == 0),
-            ("10,000 sites created (replicas 0): all Ready / the floor", "<= 1.5x", f"{_fmt(ratio, 2)}x",
+            ("10,000 sites created (replicas 0): all Ready / the floor", "<= 1.5x", _times(ratio),
              ratio <= 1.5),
         ]
-    return [{"target": t, "goal": g, "measured": m, "met": bool(ok)} for t, g, m, ok in rows]
+    # A target whose figure is missing (no floor run, say) is "not measured", never "met" or "missed".
+    return [{"target": t, "goal": g, "measured": m, "met": None if "n/a" in m else bool(ok)} for t, g, m, ok in rows]
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -170,10 +181,10 @@ def markdown(results: dict[str, Any]) -> str:
         a, b = op.get("a_create"), op.get("b_update")
         lines.append("| " + " | ".join([
             n, _fmt(_get(a, "latency", "p50_s")), _fmt(_get(a, "latency", "p95_s")), _fmt(_get(a, "latency", "max_s")),
-            _fmt(_get(a, "seconds")), _fmt(_get(fl.get("a_create"), "seconds")), f"{_fmt(size.get('ratio_a'), 2)}x",
-            f"{_fmt(_own_share(a, fl.get('a_create')), 2)}x",
+            _fmt(_get(a, "seconds")), _fmt(_get(fl.get("a_create"), "seconds")), _times(_get(size, "ratio_a")),
+            _times(_own_share(a, fl.get("a_create"))),
             _fmt(_get(b, "latency", "p50_s")), _fmt(_get(b, "latency", "p95_s")), _fmt(_get(b, "seconds")),
-            _fmt(_get(fl.get("b_update"), "seconds")), f"{_fmt(size.get('ratio_b'), 2)}x",
+            _fmt(_get(fl.get("b_update"), "seconds")), _times(_get(size, "ratio_b")),
             _fmt(_get(op.get("d_restart"), "seconds")), _fmt(_get(op.get("e_delete"), "seconds")),
             _fmt(_get(op.get("e_delete"), "extra", "pods_gone_s")),
         ]) + " |")
@@ -183,7 +194,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "| target | goal | measured | met? |",
         "|---|---|---|---|",
-        *(f"| {t['target']} | {t['goal']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |"
+        *(f"| {t['target']} | {t['goal']} | {t['measured']} | {_verdict(t['met'])} |"
           for t in results["targets"]),
         "",
         "## Cost per scenario",
