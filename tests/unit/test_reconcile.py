@@ -439,8 +439,9 @@ def test_a_pass_that_changes_nothing_does_not_render(monkeypatch: pytest.MonkeyP
 
 
 def test_a_spec_is_validated_once_while_it_stays_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A changed spec (a new generation) or a recreated site (a new uid) is validated again,
-    and a spec that failed keeps failing without being re-validated."""
+    """While a rollout is under way. A changed spec (a new generation) or a recreated site (a
+    new uid) is validated again, a spec that failed keeps failing without being re-validated,
+    and a site that is Ready lets go of its parsed spec (memory: its next pass may be far)."""
     parses: list[str] = []
     real = models.StaticSiteSpec.model_validate
 
@@ -466,3 +467,10 @@ def test_a_spec_is_validated_once_while_it_stays_the_same(monkeypatch: pytest.Mo
     for _ in range(2):
         reconcile.reconcile("ns", "web")
     assert len(parses) == 4 and cluster.condition(c.DEGRADED)["reason"] == c.INVALID_SPEC
+    cluster.put(site(uid="site-uid-2", generation=4, content=content))
+    reconcile.reconcile("ns", "web")
+    cluster.roll_out()
+    assert reconcile.reconcile("ns", "web").ready == "True" and len(parses) == 5
+    assert reconcile._parsed == {}
+    reconcile.reconcile("ns", "web")
+    assert len(parses) == 6

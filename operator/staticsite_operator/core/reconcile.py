@@ -103,7 +103,7 @@ class Reconciler:
         self._lock = threading.Lock()
         self._rolling: dict[tuple[str, str], float] = {}  # site -> when its rollout's progress began
         self._verified: dict[tuple[str, str], _Verified] = {}
-        self._parsed: dict[tuple[str, str], tuple[str, Obj, ParsedSpec]] = {}  # site -> (uid, raw spec, parse)
+        self._parsed: dict[tuple[str, str], tuple[tuple[str, Any], ParsedSpec]] = {}  # site -> (uid, gen), parse
         self.client = client
         self.images = images or render.Images()
         self.policy = policy or Policy(default_image=self.images.nginx)
@@ -128,7 +128,7 @@ class Reconciler:
         # A spec the policy refuses is not applied at all: the site keeps what it served.
         policy_problem = self.policy.check(spec) if spec is not None else None
         if spec is not None and policy_problem is None and spec.serving.tier == "shared":
-            return Outcome(*sharedsite.reconcile_shared(self, site, spec, previous))
+            return self._settled(namespace, name, Outcome(*sharedsite.reconcile_shared(self, site, spec, previous)))
         source, grant = Source(None, None, None), domains.Grant((), None)
         rendered, render_problem, sync_problem, fetch_problem = None, None, None, None
         verified = False
@@ -177,20 +177,32 @@ class Reconciler:
         self._post(site, events.transitions(previous, new, changes))
         retry = ALLOCATION_RETRY if sync_problem is not None and sync_problem.reason == c.ALLOCATION_FAILED else None
         rechecks = [t for t in (source.recheck, wait, retry, moved_back) if t is not None]
-        return Outcome((status.condition(new, c.READY) or {}).get("status", "Unknown"), min(rechecks, default=None))
+        return self._settled(namespace, name, Outcome((status.condition(new, c.READY) or {}).get("status", "Unknown"),
+                                                      min(rechecks, default=None)))
 
     def _parse(self, namespace: str, name: str, site: Obj) -> ParsedSpec:
-        """parse(), kept while the site's spec is the same: validating it was about a
-        twentieth of every pass, and most passes see the same spec (a Deployment's status moved)."""
-        uid, raw = site["metadata"].get("uid", ""), site.get("spec") or {}
+        """parse(), kept while the site's spec is the same (a generation of the same site: the API
+        server moves it with every spec change) and its rollout is under way: validating was about
+        a twentieth of every pass, and a rollout's passes all see one spec. A site that ends a pass
+        Ready lets go of it (`_settled`): its next pass may be hours away, and 1000 parsed specs
+        are about 6 MiB."""
+        meta = site["metadata"]
+        stamp = (meta.get("uid", ""), meta.get("generation"))
         with self._lock:
             kept = self._parsed.get((namespace, name))
-        if kept is not None and kept[0] == uid and kept[1] == raw:
-            return kept[2]
+        if kept is not None and kept[0] == stamp:
+            return kept[1]
         parsed = parse(site)
-        with self._lock:
-            self._parsed[namespace, name] = (uid, raw, parsed)
+        if stamp[1] is not None:
+            with self._lock:
+                self._parsed[namespace, name] = (stamp, parsed)
         return parsed
+
+    def _settled(self, namespace: str, name: str, outcome: Outcome) -> Outcome:
+        if outcome.ready == "True" and outcome.recheck is None:
+            with self._lock:
+                self._parsed.pop((namespace, name), None)
+        return outcome
 
     def _quiet_rollout(self, namespace: str, name: str, new: dict[str, Any]) -> float | None:
         """Seconds to hold back a status that only says "rolling out", or None to write now.
