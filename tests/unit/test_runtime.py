@@ -141,6 +141,9 @@ def test_a_rollouts_counts_queue_a_pass_only_when_they_can_change_the_site() -> 
                    status=st) | {"metadata": {**obj("Deployment", "web", rv)["metadata"], "generation": generation}}
 
     cache = cache_with(deployment(1, observedGeneration=1))  # our apply's echo: the new spec, not yet seen
+    revised = deployment(2, observedGeneration=1)
+    revised["metadata"]["annotations"] = {"deployment.kubernetes.io/revision": "2"}  # the controller's
+    assert cache.observe(kinds.DEPLOYMENT, "MODIFIED", revised) == set()
     steps = [  # (counts, queued?)
         ({}, False),                                                 # seen: still rolling out
         ({"updatedReplicas": 1, "replicas": 3}, False),              # a surge pod
@@ -149,15 +152,15 @@ def test_a_rollouts_counts_queue_a_pass_only_when_they_can_change_the_site() -> 
         ({"updatedReplicas": 2, "replicas": 2, "availableReplicas": 2}, True),  # Ready
         ({"updatedReplicas": 2, "replicas": 2, "availableReplicas": 2, "readyReplicas": 2}, False),
     ]
-    for rv, (counts, news) in enumerate(steps, start=2):
+    for rv, (counts, news) in enumerate(steps, start=3):
         queued = cache.observe(kinds.DEPLOYMENT, "MODIFIED", deployment(rv, **counts))
         assert queued == ({("ns", "web")} if news else set()), (rv, counts)
-    assert cache.child("Deployment", "ns", "web", "web")["metadata"]["resourceVersion"] == "7", "all kept"
+    assert cache.child("Deployment", "ns", "web", "web")["metadata"]["resourceVersion"] == "8", "all kept"
     ready = {"updatedReplicas": 2, "availableReplicas": 2, "readyReplicas": 2}
-    assert cache.observe(kinds.DEPLOYMENT, "MODIFIED", deployment(8, image="evil", **ready)) == {("ns", "web")}, \
+    assert cache.observe(kinds.DEPLOYMENT, "MODIFIED", deployment(9, image="evil", **ready)) == {("ns", "web")}, \
         "a spec edited by someone else is news"
     stalled = {**ready, "availableReplicas": 1}
-    assert cache.observe(kinds.DEPLOYMENT, "MODIFIED", deployment(9, image="evil", **stalled)) == {("ns", "web")}
+    assert cache.observe(kinds.DEPLOYMENT, "MODIFIED", deployment(10, image="evil", **stalled)) == {("ns", "web")}
 
 
 def test_our_newer_write_wins_until_the_watch_catches_up() -> None:

@@ -69,12 +69,27 @@ def _same_but_timestamps(before: Any, after: Any) -> bool:
     return bool(_untimed(before) == _untimed(after))
 
 
+# What the Deployment controller writes on the Deployment's metadata (its revision number,
+# at every rollout); the reconcile never reads it, and drift is only what we set.
+_DEPLOYMENT_CONTROLLER = "deployment.kubernetes.io/"
+
+
+def _rollout_free(snap: Any) -> Any:
+    out = {**_untimed(snap), "status": None}
+    meta = out["metadata"] = dict(out["metadata"])
+    kept = {k: v for k, v in (meta.pop("annotations", None) or {}).items() if not k.startswith(_DEPLOYMENT_CONTROLLER)}
+    if kept:
+        meta["annotations"] = kept
+    return out
+
+
 def _same_rollout(before: Any, after: Any) -> bool:
-    """A Deployment whose spec and metadata stayed, and whose status moved only within what
-    decides nothing for its site (status.rollout_signal): a rollout's counts, mostly."""
+    """A Deployment whose spec and metadata stayed (but for its controller's revision), and whose
+    status moved only within what decides nothing for its site (status.rollout_signal): a
+    rollout's counts, mostly."""
     if status.rollout_signal(before) != status.rollout_signal(after):
         return False
-    return bool({**_untimed(before), "status": None} == {**_untimed(after), "status": None})
+    return bool(_rollout_free(before) == _rollout_free(after))
 
 
 def claimed_domains(body: Any) -> frozenset[str]:
