@@ -223,9 +223,6 @@ class Return:
 def _rolled_out(dep: Obj | None, checksum: str, replicas: int) -> bool:
     if dep is None:
         return False
-    st = dep.get("status") or {}
     annotations = ((dep.get("spec") or {}).get("template", {}).get("metadata") or {}).get("annotations") or {}
-    return (annotations.get(lbl.CHECKSUM_ANNOTATION) == checksum
-            and st.get("observedGeneration", 0) >= dep["metadata"].get("generation", 0)
-            and st.get("updatedReplicas", 0) >= replicas and st.get("availableReplicas", 0) >= replicas)
+    return annotations.get(lbl.CHECKSUM_ANNOTATION) == checksum and status.all_updated(dep, replicas)
 

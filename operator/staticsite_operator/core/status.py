@@ -82,10 +82,14 @@ def rollout_signal(dep: dict[str, Any]) -> tuple[Any, ...]:
     """
     want = int((dep.get("spec") or {}).get("replicas", 1))
     ready, reason, _ = _progress(dep, want, True)
+    return ready, reason, all_updated(dep, want), _deadline_exceeded(dep)
+
+
+def all_updated(dep: dict[str, Any], want: int) -> bool:
+    """At least `want` replicas updated and available, at the Deployment's current generation."""
     st = dep.get("status") or {}
-    deployed = (st.get("observedGeneration", 0) >= dep["metadata"].get("generation", 0)
+    return bool(st.get("observedGeneration", 0) >= dep["metadata"].get("generation", 0)
                 and st.get("updatedReplicas", 0) >= want and st.get("availableReplicas", 0) >= want)
-    return ready, reason, deployed, _deadline_exceeded(dep)
 
 
 def _deadline_exceeded(dep: dict[str, Any] | None) -> str | None:
