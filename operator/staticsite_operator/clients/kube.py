@@ -81,7 +81,6 @@ class Kube:
         self._user_agent = f"{USER_AGENT} ({identity})" if identity else USER_AGENT
         self._auth: tuple[float, dict[str, str]] = (0.0, {})
         self._auth_lock = threading.Lock()
-        self._timeouts: dict[float | tuple[float, float], urllib3.Timeout] = {}
         self.writes = WriteCounter(on_write)
         # Called before every write: raises when this replica may not write, else the seconds it may
         # still write for (runtime.leader). None: always allowed.
@@ -122,15 +121,6 @@ class Kube:
             headers["Content-Type"] = content_type
         return headers
 
-    def _timeout(self, timeout: float | tuple[float, float]) -> urllib3.Timeout:
-        found = self._timeouts.get(timeout)
-        if found is None:
-            found = urllib3.Timeout(connect=timeout[0], read=timeout[1]) if isinstance(timeout, tuple) else \
-                urllib3.Timeout(total=timeout)
-            if len(self._timeouts) < 64:  # the fence makes write timeouts vary: keep only the usual ones
-                self._timeouts[timeout] = found
-        return found
-
     def _send(self, method: str, path: str, query: list[tuple[str, str]] | None, body: Any,
               content_type: str | None, timeout: float | tuple[float, float],
               stream: bool = False) -> urllib3.BaseHTTPResponse:
@@ -139,7 +129,9 @@ class Kube:
         data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         try:
             return self._http.urlopen(method, url, body=data, headers=self._headers(content_type),
-                                      timeout=self._timeout(timeout), preload_content=not stream,
+                                      timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1])
+                                      if isinstance(timeout, tuple) else urllib3.Timeout(total=timeout),
+                                      preload_content=not stream,
                                       redirect=False)
         except urllib3.exceptions.HTTPError as exc:  # refused, reset, timed out: transient
             raise ApiError(0, type(exc).__name__, str(exc)) from None
