@@ -27,9 +27,12 @@ def configure(settings: Any, *, watch_timeout: int, kopf_log_level: str, inactiv
         key = (kind.group, kind.version, kind.plural) if kind.group else (kind.version, kind.plural)
         settings.watching.label_selectors[key] = lbl.WATCH_SELECTOR
     settings.watching.label_selectors[kinds.POD.version, kinds.POD.plural] = lbl.PODS_WATCH_SELECTOR
-    # List in pages: after a start, each kind's listing would otherwise be one response,
-    # read and parsed whole, its size growing with the number of sites.
-    settings.watching.chunk_size = 200
+    # List in small pages: each kind's listing is read and parsed a whole page at a time, and
+    # at a start every kind lists at once. What a page costs stays in the process (Python
+    # keeps the memory it grew into): a restart over 1000 sites peaked at 206 MiB with pages
+    # of 1000, 123 MiB with 200, 110 with 100 and 101 with 50 (25: no lower); 1000 sites
+    # are still listed in 3.5 s (bench/README.md, "Wave 2").
+    settings.watching.chunk_size = 50
     # A watch that delivers nothing, not even the bookmark the API server sends about every
     # 60 s, is dead (a connection a load balancer forgot: kopf #585, #957): kopf re-opens it
     # from its last resourceVersion, missing nothing. This, not the timeouts below, is what
