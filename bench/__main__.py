@@ -27,7 +27,7 @@ from .profile import summarize
 from .timing import Progress
 
 PODS_PER_NODE = 110  # kwok's fake nodes advertise 110 pods each
-SCALE_KCM_QPS = 200  # the controller-manager's requests/s in the scale run (its default: 20)
+KCM_QPS = 200  # the controller-manager's client requests/s in the bench cluster (its own default: 20)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -51,6 +51,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="the 10,000-site scale run: create, idle and restart only (no update, no delete, "
                         "for the operator and the floor); use with --replicas 0")
     p.add_argument("--no-ingress", action="store_true", help="sites without a domain, so without an Ingress")
+    p.add_argument("--kcm-qps", type=int, default=KCM_QPS,
+                   help="the controller-manager's client requests/s when the bench starts its cluster "
+                        "(default: %(default)s; 0: its own default of 20/s)")
     p.add_argument("--profile", action="store_true",
                    help="record the operator's CPU with py-spy: OUT/profiles/*.speedscope.json and summary.md")
     p.add_argument("--git-ref", default=None,
@@ -105,9 +108,10 @@ def _run(args: argparse.Namespace, progress: Progress, src: source.Source) -> in
     from . import floor
 
     progress(f"measuring the operator from the {src.describe()}")
-    # The scale run lifts the controller-manager's client rate limit: at its default (20/s)
-    # the Deployment controller alone sets the pace at 10,000 sites, for the floor as for us.
-    cluster = BenchCluster.named(args.cluster_name, args.nodes, kcm_qps=SCALE_KCM_QPS if args.scale else None)
+    # The controller-manager's client rate limit is lifted (--kcm-qps): at its default (20/s)
+    # the Deployment controller sets the pace of every rollout from a few hundred sites on,
+    # for the floor as for us (bench/README.md, "What runs").
+    cluster = BenchCluster.named(args.cluster_name, args.nodes, kcm_qps=args.kcm_qps or None)
     if cluster.running():
         progress(f"reusing the running cluster {cluster.name} (with the flags it was started with)")
     else:
@@ -126,6 +130,7 @@ def _run(args: argparse.Namespace, progress: Progress, src: source.Source) -> in
         "config": {"sizes": args.sizes, "idle_seconds": args.idle_seconds, "workers": args.workers or None,
                    "replicas": args.replicas, "ingress": not args.no_ingress,
                    "threads": args.threads, "nodes": results_nodes, "cluster": cluster.name,
+                   "kcm_qps": cluster.running_kcm_qps(),
                    "operator_source": src.describe(), "commit": src.commit, "dirty": src.dirty},
         "sizes": {},
     }

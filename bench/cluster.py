@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import subprocess
 import time
 from dataclasses import dataclass
@@ -94,6 +95,13 @@ class BenchCluster:
         """Whether the running cluster's audit policy has the bench's all-verbs rule."""
         policy = self.directory / "audit.yaml"
         return policy.exists() and user in policy.read_text()
+
+    def running_kcm_qps(self) -> int:
+        """The controller-manager's client requests/s as the running cluster was started (a reused
+        cluster keeps its flags, whatever this run asked for)."""
+        config = self.directory / "kwok.yaml"
+        found = re.search(r"--kube-api-qps=(\d+)", config.read_text()) if config.exists() else None
+        return int(found.group(1)) if found else 20
 
     def component_pids(self) -> dict[str, int]:
         """Control-plane processes by component name (kwokctl's binary runtime writes pid files)."""

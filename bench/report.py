@@ -161,6 +161,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"{m['date']} on {m['nproc']} CPUs ({m['cpu']}), {m['memory_gib']} GiB, Linux {m['kernel']}, "
         f"Python {m['python']}, Kubernetes {m['kube_version']} (kwok nodes: {results['config']['nodes']}), "
+        f"controller-manager client QPS: {results['config'].get('kcm_qps', 20)}, "
         f"operator workers: {results['config']['workers'] or 'default'}, load average at start "
         f"{', '.join(f'{x:.2f}' for x in m['loadavg_start'])}.",
         "",
