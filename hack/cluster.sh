@@ -30,9 +30,8 @@ status() {
   [[ $REAL_NODE == 0 ]] || "$hack_dir/node.sh" status
 }
 
-# The API server: Services from the big range; admission plugins that let a namespace
-# choose the fake nodes; the node's address for pods (through node.sh's relay) and for
-# the API server's own calls to the kubelet (logs, exec, port-forward).
+# The controller-manager's client rate limit, when KCM_API_QPS is set (the bench: at its
+# default of 20/s the Deployment controller paces every rollout of a few hundred sites).
 kcm_patch() {
   [[ -n $KCM_API_QPS ]] || return 0
   cat <<EOF
@@ -43,6 +42,9 @@ kcm_patch() {
 EOF
 }
 
+# The API server: Services from the big range; admission plugins that let a namespace
+# choose the fake nodes; the node's address for pods (through node.sh's relay) and for
+# the API server's own calls to the kubelet (logs, exec, port-forward).
 kwokctl_config() {
   local config=$1 pki=$cluster_dir/pki
   cat >"$config" <<EOF

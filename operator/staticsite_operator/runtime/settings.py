@@ -30,8 +30,10 @@ def configure(settings: Any, *, watch_timeout: int, kopf_log_level: str, inactiv
     # List in small pages: each kind's listing is read and parsed a whole page at a time, and
     # at a start every kind lists at once. What a page costs stays in the process (Python
     # keeps the memory it grew into): a restart over 1000 sites peaked at 206 MiB with pages
-    # of 1000, 123 MiB with 200, 110 with 100 and 101 with 50 (25: no lower); 1000 sites
-    # are still listed in 3.5 s (bench/README.md, "Wave 2").
+    # of 1000, 123 MiB with 200, 110 with 100 and 101 with 50 (25: no lower), every site
+    # checked within 3.3 to 5.2 s at each size. The price is at 10,000 sites: 4x the list
+    # requests before the first pass (821 against 221; a restart in 47 s, within its 60 s
+    # target: bench/README.md, "Wave 2").
     settings.watching.chunk_size = 50
     # A watch that delivers nothing, not even the bookmark the API server sends about every
     # 60 s, is dead (a connection a load balancer forgot: kopf #585, #957): kopf re-opens it
