@@ -40,6 +40,13 @@ USER_AGENT = f"staticsite-operator/{__version__}"
 AUTH_REUSE = 5.0
 
 
+def _timeout(timeout: float | tuple[float, float]) -> urllib3.Timeout:
+    """The client's timeout convention (seconds, or (connect, read)) in urllib3's terms."""
+    if isinstance(timeout, tuple):
+        return urllib3.Timeout(connect=timeout[0], read=timeout[1])
+    return urllib3.Timeout(total=timeout)
+
+
 class WriteCounter:
     """Counts this process's write requests by (verb, kind); thread-safe. `on_write` is
     told of each one (the runtime's staticsite_api_writes_total)."""
@@ -129,10 +136,7 @@ class Kube:
         data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         try:
             return self._http.urlopen(method, url, body=data, headers=self._headers(content_type),
-                                      timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1])
-                                      if isinstance(timeout, tuple) else urllib3.Timeout(total=timeout),
-                                      preload_content=not stream,
-                                      redirect=False)
+                                      timeout=_timeout(timeout), preload_content=not stream, redirect=False)
         except urllib3.exceptions.HTTPError as exc:  # refused, reset, timed out: transient
             raise ApiError(0, type(exc).__name__, str(exc)) from None
 
